@@ -1,0 +1,55 @@
+# lpnet — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_VERSION ?= 2.13.0
+# cpu or cuda: the CPU build on machines without an NVIDIA driver, PyPI's CUDA build otherwise.
+TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),cuda,cpu)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+# Slow tests run in CI (CI=true) and with `make test-all`; the default suite stays fast.
+PYTEST_ARGS ?= $(if $(filter true 1,$(CI)),,-m "not slow")
+DEMO_ARGS ?=
+
+.PHONY: help install test test-all lint format demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if [ "$(TORCH)" = cpu ]; then \
+	  $(PY) -c 'import torch, sys; sys.exit(not torch.__version__.startswith("$(TORCH_VERSION)+cpu"))' 2>/dev/null \
+	  || $(PIP) install "torch==$(TORCH_VERSION)+cpu" \
+	  || $(PIP) install "torch==$(TORCH_VERSION)+cpu" --extra-index-url $(TORCH_CPU_INDEX); \
+	else \
+	  $(PIP) install "torch==$(TORCH_VERSION)"; \
+	fi
+	$(PIP) install -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed  ## create .venv and install lpnet with dev tools (TORCH=cpu|cuda)
+
+test: $(VENV)/.installed  ## run the test suite (slow tests too when CI=true)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: $(VENV)/.installed  ## run every test, slow ones included
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed  ## ruff check + format check
+	$(PY) -m ruff check src tests
+	$(PY) -m ruff format --check src tests
+
+format: $(VENV)/.installed  ## ruff fix + format
+	$(PY) -m ruff check --fix src tests
+	$(PY) -m ruff format src tests
+
+demo: $(VENV)/.installed  ## train on synthetic heavy rain (~10 min on 2 CPU cores), evaluate, write a before/after grid
+	$(PY) -m lpnet.demo $(DEMO_ARGS)
+
+bench: $(VENV)/.installed  ## inference/training benchmark with ratios against the eager reference
+	$(PY) -m lpnet.bench
+
+clean:  ## remove the virtual environment, caches and run outputs
+	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun wandb lightning_logs src/*.egg-info

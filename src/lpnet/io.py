@@ -1,0 +1,137 @@
+"""Image and file I/O: every error names the file; every write is atomic.
+
+Image conventions (all readers): RGB float32 tensors ``(3, H, W)`` in [0, 1].
+
+- 8-bit and 16-bit images are scaled by 255 and 65535; float TIFFs are clipped to [0, 1].
+- Grayscale (L, I;16) is repeated to three channels; palette (P) is expanded to RGB; CMYK is converted.
+- Alpha (RGBA, LA, PA) is dropped for deraining and kept aside by :func:`read_image_with_alpha` so the
+  derain tool can put it back unchanged.
+- EXIF orientation is applied, so outputs look the way viewers show the input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+
+
+class ImageReadError(OSError):
+    """An image file that cannot be read; the message names the file and the reason."""
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True for a name with an image extension (case-insensitive); says nothing of its content."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(root: str | os.PathLike) -> list[Path]:
+    """Every image file below ``root`` (recursively, sorted, following no broken links)."""
+    root = Path(root)
+    return sorted(p for p in root.rglob("*") if is_image_file(p) and not p.is_dir())
+
+
+def _to_float_array(img: Image.Image) -> np.ndarray:
+    """PIL image (no alpha) → ``(H, W, 3)`` float32 in [0, 1]."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float32) / 65535.0
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif img.mode == "F":
+        arr = np.repeat(np.asarray(img, dtype=np.float32)[..., None], 3, axis=2)
+    else:
+        arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return np.clip(arr, 0.0, 1.0)
+
+
+def read_image_with_alpha(path: str | os.PathLike) -> tuple[Tensor, Tensor | None]:
+    """Read an image file as ``(rgb, alpha)``: ``(3, H, W)`` and ``(1, H, W)`` or None, float32 in [0, 1].
+
+    Raises:
+        ImageReadError: missing, unreadable, truncated or not an image; the message names ``path``.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            alpha = None
+            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                rgba = img.convert("RGBA")
+                alpha = np.asarray(rgba, dtype=np.float32)[..., 3:] / 255.0
+                img = rgba.convert("RGB")
+            arr = _to_float_array(img)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: is a directory, not an image") from None
+    except PermissionError:
+        raise ImageReadError(f"{path}: permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except (OSError, ValueError, SyntaxError) as err:  # truncated data, decoder errors
+        raise ImageReadError(f"{path}: cannot decode image ({err})") from None
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageReadError(f"{path}: empty image")
+    rgb = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+    alpha_t = torch.from_numpy(np.ascontiguousarray(alpha.transpose(2, 0, 1))) if alpha is not None else None
+    return rgb, alpha_t
+
+
+def read_image(path: str | os.PathLike) -> Tensor:
+    """Read an image file as RGB float32 ``(3, H, W)`` in [0, 1] (alpha dropped; see module doc)."""
+    return read_image_with_alpha(path)[0]
+
+
+def to_uint8(x: Tensor) -> np.ndarray:
+    """``(C, H, W)`` float in [0, 1] → ``(H, W, C)`` uint8, as the official test saves: ``uint8(clip(x) * 255)``.
+
+    Truncation, not rounding, so our scores match the published ones.
+    """
+    return (x.detach().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` in one step.
+
+    A kill or an error leaves either the old file or none, never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_image(path: str | os.PathLike, image: Tensor, alpha: Tensor | None = None) -> Path:
+    """Write ``(3, H, W)`` [0, 1] ``image`` as 8 bits (plus optional ``(1, H, W)`` alpha), atomically.
+
+    The format follows the suffix (PNG recommended: lossless). Values are truncated like :func:`to_uint8`.
+    """
+    path = Path(path)
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"write_image expects a (3, H, W) tensor, got {tuple(image.shape)} for {path}")
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image extension {path.suffix!r}")
+    arr = to_uint8(image)
+    if alpha is not None:
+        a = (alpha.detach().clamp(0, 1) * 255).round().to(torch.uint8)[0].cpu().numpy()
+        arr = np.concatenate([arr, a[..., None]], axis=2)
+    with atomic_write(path) as tmp:
+        Image.fromarray(arr).save(tmp, format=fmt)
+    return path

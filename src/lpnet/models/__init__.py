@@ -1,0 +1,25 @@
+"""Networks and pyramids (plain ``nn.Module``s: no Lightning, no Hydra)."""
+
+from lpnet.models.lpnet import LPNet, Subnet, default_widths
+from lpnet.models.pyramid import (
+    GaussianPyramid,
+    LaplacianPyramid,
+    collapse_laplacian,
+    gaussian_pyramid,
+    laplacian_pyramid,
+    pyr_down,
+    pyr_up,
+)
+
+__all__ = [
+    "GaussianPyramid",
+    "LPNet",
+    "LaplacianPyramid",
+    "Subnet",
+    "collapse_laplacian",
+    "default_widths",
+    "gaussian_pyramid",
+    "laplacian_pyramid",
+    "pyr_down",
+    "pyr_up",
+]
