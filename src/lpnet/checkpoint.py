@@ -2,7 +2,7 @@
 
 An lpnet checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads (no pickled code):
 
-``{"format": "lpnet", "version": 1, "model_config": {...LPNet kwargs...}, "state_dict": {...}, "meta": {...}}``
+``{"format": "lpnet", "version": 1, "model_config": {LPNet kwargs}, "state_dict": ..., "meta": ...}``
 
 Lightning checkpoints written by :class:`lpnet.models.module.LitLPNet` load too: their hyper-parameters
 hold the same plain ``model`` dict and the network's weights sit under the ``net.`` prefix.
@@ -43,7 +43,9 @@ def save_checkpoint(path: str | os.PathLike, net: LPNet, meta: dict[str, Any] | 
     return path
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
+def read_checkpoint(
+    path: str | os.PathLike,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
     """Read ``(model_config, state_dict, meta)`` from an lpnet or LitLPNet checkpoint, executing nothing."""
     path = Path(path)
     if not path.is_file():
@@ -63,7 +65,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     hparams = ckpt.get("hyper_parameters", {})
     if "state_dict" in ckpt and isinstance(hparams.get("model"), dict):
         state = {
-            k[len(LIGHTNING_PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(LIGHTNING_PREFIX)
+            k[len(LIGHTNING_PREFIX) :]: v
+            for k, v in ckpt["state_dict"].items()
+            if k.startswith(LIGHTNING_PREFIX)
         }
         meta = {"epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"), "source": "lightning"}
         return dict(hparams["model"]), state, meta
@@ -80,5 +84,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         net = LPNet(**config)
         net.load_state_dict(state, strict=True)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: weights do not fit the LPNet it describes ({config}): {err}") from None
+        raise CheckpointError(
+            f"{path}: weights do not fit the LPNet it describes ({config}): {err}"
+        ) from None
     return net.to(map_location).eval()

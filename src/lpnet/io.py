@@ -92,9 +92,9 @@ def read_image(path: str | os.PathLike) -> Tensor:
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
-    """``(C, H, W)`` float in [0, 1] → ``(H, W, C)`` uint8, as the official test saves: ``uint8(clip(x) * 255)``.
+    """``(C, H, W)`` float in [0, 1] → ``(H, W, C)`` uint8 the way the official test saves outputs.
 
-    Truncation, not rounding, so our scores match the published ones.
+    ``uint8(clip(x, 0, 1) * 255)``: truncation, not rounding, so our scores match the published ones.
     """
     return (x.detach().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 

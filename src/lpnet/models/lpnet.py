@@ -104,8 +104,8 @@ class LPNet(nn.Module):
         channels: image channels (3 for RGB).
 
     Shape:
-        Input ``(B, C, H, W)`` in [0, 1], any ``H, W >= 1``. Output: a list of ``num_levels`` tensors, coarsest
-        first; the last, ``(B, C, H, W)``, is the derained image (not clipped: clip to [0, 1] to save it).
+        Input ``(B, C, H, W)`` in [0, 1], any ``H, W >= 1``. Output: a list of ``num_levels`` tensors,
+        coarsest first; the last, ``(B, C, H, W)``, is the derained image (unclipped: clip it to save it).
 
     Example:
         >>> net = LPNet()
