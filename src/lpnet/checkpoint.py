@@ -5,7 +5,7 @@ An lpnet checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads
 ``{"format": "lpnet", "version": 1, "model_config": {LPNet kwargs}, "state_dict": ..., "meta": ...}``
 
 Lightning checkpoints written by :class:`lpnet.models.module.LitLPNet` load too: their hyper-parameters
-hold the same plain ``model`` dict and the network's weights sit under the ``net.`` prefix.
+hold the same plain ``net`` dict and the network's weights sit under the ``net.`` prefix.
 """
 
 from __future__ import annotations
@@ -63,17 +63,17 @@ def read_checkpoint(
     if ckpt.get("format") == FORMAT:
         return dict(ckpt["model_config"]), ckpt["state_dict"], dict(ckpt.get("meta", {}))
     hparams = ckpt.get("hyper_parameters", {})
-    if "state_dict" in ckpt and isinstance(hparams.get("model"), dict):
+    if "state_dict" in ckpt and isinstance(hparams.get("net"), dict):
         state = {
             k[len(LIGHTNING_PREFIX) :]: v
             for k, v in ckpt["state_dict"].items()
             if k.startswith(LIGHTNING_PREFIX)
         }
         meta = {"epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"), "source": "lightning"}
-        return dict(hparams["model"]), state, meta
+        return dict(hparams["net"]), state, meta
     raise CheckpointError(
         f"{path}: neither an lpnet checkpoint (key 'format'='lpnet') nor a LitLPNet Lightning checkpoint "
-        f"(keys 'state_dict' and 'hyper_parameters.model'); found keys {sorted(ckpt)[:8]}"
+        f"(keys 'state_dict' and 'hyper_parameters.net'); found keys {sorted(ckpt)[:8]}"
     )
 
 

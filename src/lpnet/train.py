@@ -1,0 +1,87 @@
+"""Training entry point: ``python -m lpnet.train experiment=heavy_rain``.
+
+``train(cfg)`` is a plain function (tests and sweeps call it); ``main`` only wraps it in Hydra.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from lpnet.io import atomic_write
+
+
+def _instantiate_dict(section: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a config group that maps names to ``_target_`` blocks."""
+    if not section:
+        return []
+    return [instantiate(entry) for entry in section.values() if entry is not None and "_target_" in entry]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, torch.Tensor) else value
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as indented JSON, atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit (and test) LPNet as ``cfg`` describes; returns ``cfg.optimized_metric`` for sweepers.
+
+    Writes ``<output_dir>/checkpoints/{best,last}.ckpt``, ``metrics.json`` and the composed
+    ``config.yaml`` into ``cfg.paths.output_dir``.
+    """
+    started = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    model: L.LightningModule = instantiate(cfg.model)
+    callbacks = _instantiate_dict(cfg.get("callbacks"))
+    loggers: list[Logger] = _instantiate_dict(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: _plain(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.get("test") and not trainer.fast_dev_run:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update({k: _plain(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+
+    if trainer.is_global_zero:
+        summary = {
+            "metrics": metrics,
+            "params": sum(p.numel() for p in model.net.parameters()),
+            "global_step": trainer.global_step,
+            "wall_time_s": round(time.perf_counter() - started, 2),
+            "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        }
+        write_json(output_dir / "metrics.json", summary)
+    value = metrics.get(cfg.get("optimized_metric"))
+    return float(value) if value is not None else None
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
