@@ -1,0 +1,91 @@
+"""One loader for converted and trained checkpoints; nothing in a checkpoint is executed."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+import lpnet
+from lpnet.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from lpnet.models.lpnet import LPNet
+
+
+def test_round_trip_keeps_architecture_and_weights(tmp_path):
+    net = LPNet(num_levels=4, width_multiplier=0.5, recursions=2, share_weights=False)
+    path = save_checkpoint(tmp_path / "m.pt", net, meta={"source": "test"})
+    loaded = load_model(path)
+    assert loaded.config() == net.config()
+    for (k, a), (_, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert read_checkpoint(path)[2] == {"source": "test"}
+    assert not loaded.training
+
+
+def test_checkpoint_is_plain_data(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", LPNet())
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["format"] == "lpnet" and ckpt["model_config"]["widths"] == [1, 2, 4, 8, 16]
+
+
+def test_lightning_checkpoint_layout_loads(tmp_path):
+    net = LPNet(recursions=3)
+    ckpt = {
+        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+        "hyper_parameters": {"net": {**net.config(), "width_multiplier": 1.0}},
+        "global_step": 7,
+    }
+    torch.save(ckpt, tmp_path / "last.ckpt")
+    loaded = load_model(tmp_path / "last.ckpt")
+    assert loaded.config() == net.config()
+    assert read_checkpoint(tmp_path / "last.ckpt")[2]["global_step"] == 7
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "not a loadable"),
+        (b"\x00\x01garbage" * 100, "not a loadable"),
+        (pickle.dumps(Payload()), "not a loadable"),
+    ],
+)
+def test_bad_files_are_refused_without_running_code(tmp_path, capsys, content, match):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=match) as err:
+        load_model(path)
+    assert str(path) in str(err.value)
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_truncated_checkpoint(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", LPNet())
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match=r"m\.pt"):
+        load_model(path)
+
+
+def test_foreign_dict_names_what_was_expected(tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="neither an lpnet checkpoint"):
+        load_model(tmp_path / "other.pt")
+
+
+def test_weights_that_do_not_fit_their_config(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", LPNet())
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model_config"]["widths"] = [2, 4, 8, 16, 32]
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_model(path)
+
+
+def test_missing_file():
+    with pytest.raises(FileNotFoundError, match=r"nope\.pt"):
+        lpnet.load_model("nope.pt")
