@@ -1,0 +1,57 @@
+"""The benchmark runs quickly, reports every figure beside the eager reference, and writes valid JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lpnet import bench
+
+
+def test_measure_takes_the_median():
+    calls = []
+    stats = bench.measure(lambda: calls.append(1), repeats=3, warmup=2)
+    assert len(calls) == 5
+    assert stats["repeats"] == 3
+    assert 0 <= stats["ms_min"] <= stats["ms"]
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "sub" / "bench.json"
+    results = bench.main(["--quick", "--threads", "1", "--output", str(out)])
+    return results, out
+
+
+def test_quick_run_reports_ratios(quick):
+    results, out = quick
+    assert json.loads(out.read_text()) == json.loads(json.dumps(results))
+    env = results["environment"]
+    assert env["threads"] == 1
+    assert env["torch"]
+    methods = [row["method"] for row in results["inference"]]
+    assert methods[0] == "eager (reference)"
+    assert "fast" in methods
+    for rows in (results["inference"], results["training"]):
+        ref = rows[0]
+        assert ref["speedup_vs_eager"] == pytest.approx(1.0)
+        for row in rows:
+            assert row["ms"] > 0
+            assert row["speedup_vs_eager"] == pytest.approx(ref["ms"] / row["ms"])
+            assert row["megapixels_per_s"] > 0
+    # both training variants start from the same weights and data: same loss curve up to fp32 rounding
+    assert results["training_loss_curve_max_abs_diff"] < 1e-5
+    assert {row["method"] for row in results["training"]} == {"eager (reference)", "channels_last"}
+
+
+def test_table_lists_every_row(quick):
+    results, _ = quick
+    table = bench.format_table(results)
+    assert table.count("×") >= len(results["inference"]) + len(results["training"])
+    assert "1 threads" in table
+
+
+def test_bad_arguments():
+    with pytest.raises(SystemExit):
+        bench.main(["--threads", "0"])

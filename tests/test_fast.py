@@ -1,0 +1,98 @@
+"""The fast inference path must compute exactly what LPNet.forward computes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lpnet.models import LPNet
+from lpnet.models.fast import FastLPNet, fast_path_available, optimize_for_inference
+
+needs_onednn = pytest.mark.skipif(not fast_path_available(), reason="PyTorch built without oneDNN")
+
+
+def _random_net(seed: int = 0, **kwargs) -> LPNet:
+    """An LPNet with non-zero biases, so a dropped bias or skip cannot hide behind the default init."""
+    torch.manual_seed(seed)
+    net = LPNet(**kwargs).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.1)
+    return net
+
+
+def _assert_same(net: LPNet, fast, x: torch.Tensor) -> None:
+    with torch.no_grad():
+        ref = net(x)
+    out = fast(x)
+    assert len(out) == len(ref)
+    for level, (a, b) in enumerate(zip(out, ref, strict=True)):
+        assert a.shape == b.shape, level
+        assert a.is_contiguous()
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=f"level {level}")
+
+
+@needs_onednn
+class TestFastLPNet:
+    @pytest.mark.parametrize("size", [(1, 1), (5, 8), (37, 53), (64, 64), (81, 120)])
+    def test_equals_eager(self, size):
+        net = _random_net()
+        _assert_same(net, optimize_for_inference(net), torch.rand(2, 3, *size))
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"share_weights": False},
+            {"residual_skip": False},
+            {"final_relu": False, "negative_slope": 0.1},
+            {"num_levels": 3, "width_multiplier": 0.5, "recursions": 2},
+            {"recursions": 0},
+        ],
+    )
+    def test_follows_configuration(self, kwargs):
+        net = _random_net(1, **kwargs)
+        _assert_same(net, FastLPNet(net), torch.rand(1, 3, 29, 34))
+
+    def test_workspace_reused_and_resized(self):
+        net = _random_net()
+        fast = optimize_for_inference(net, example_shape=(1, 3, 40, 48))
+        first = fast._workspace[(4, (1, 16, 40, 48), torch.float32)][0]
+        for size in [(40, 48), (33, 17), (40, 48)]:
+            _assert_same(net, fast, torch.rand(1, 3, *size))
+        assert len(fast._workspace) == net.num_levels  # only the last shape's maps are kept
+        # outputs never alias the workspace: a second call leaves the first call's result intact
+        x = torch.rand(1, 3, 40, 48)
+        out = fast.derain(x)
+        kept = out.clone()
+        fast(torch.rand(1, 3, 40, 48))
+        torch.testing.assert_close(out, kept, rtol=0, atol=0)
+        assert first.data_ptr() != out.data_ptr()
+
+    def test_shares_weights(self):
+        net = _random_net()
+        fast = optimize_for_inference(net)
+        x = torch.rand(1, 3, 24, 24)
+        net.load_state_dict(_random_net(seed=7).state_dict())
+        _assert_same(net, fast, x)
+
+    def test_no_grad_recorded(self):
+        net = _random_net()
+        out = FastLPNet(net).derain(torch.rand(1, 3, 16, 16, requires_grad=True))
+        assert not out.requires_grad
+
+
+class TestFallbackAndErrors:
+    def test_float64_goes_through_eager(self):
+        net = _random_net().double()
+        x = torch.rand(1, 3, 21, 22, dtype=torch.float64)
+        out = FastLPNet(net)(x)
+        torch.testing.assert_close(out[-1], net(x)[-1].detach(), rtol=0, atol=1e-12)
+
+    def test_bad_input(self):
+        fast = FastLPNet(_random_net())
+        with pytest.raises(ValueError, match="expects"):
+            fast(torch.rand(1, 4, 8, 8))
+        with pytest.raises(TypeError, match="LPNet"):
+            FastLPNet(torch.nn.Conv2d(3, 3, 1))
+        with pytest.raises(ValueError, match="example_shape"):
+            optimize_for_inference(_random_net(), example_shape=(1, 4, 8))
