@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from unittest import mock
 
 import hydra
 import torch
@@ -22,7 +21,6 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from lpnet.checkpoint import load_model
-from lpnet.models import pyramid
 from lpnet.models.lpnet import LPNet
 
 INPUT_NAME = "image"
@@ -59,11 +57,7 @@ def export_onnx(net: LPNet, path: str | os.PathLike, opset: int = 17, overwrite:
     path.parent.mkdir(parents=True, exist_ok=True)
     model = FinestLevel(net).cpu().float().eval()
     example = torch.rand(1, net.channels, 64, 64)
-    # pyramid.binomial_kernel builds its kernel with tensor ops, which the exporter traces into a
-    # shape it cannot resolve for the convolution; a precomputed constant has a known shape.
-    kernel = pyramid.binomial_kernel(net.channels)
     with (
-        mock.patch.object(pyramid, "binomial_kernel", lambda channels, device=None, dtype=None: kernel),
         torch.no_grad(),
         warnings.catch_warnings(),
     ):

@@ -107,7 +107,7 @@ class FastLPNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != net.channels:
             raise ValueError(f"LPNet expects (B, {net.channels}, H, W) images, got {tuple(x.shape)}")
         kernel = net.kernel.to(x.dtype)
-        bands = laplacian_pyramid(x, net.num_levels)
+        bands = laplacian_pyramid(x, net.num_levels, kernel)
         outputs: list[Tensor] = []
         for level, (subnet, band) in enumerate(zip(net.subnets, bands, strict=True)):
             out = self._subnet(level, subnet, band.contiguous(memory_format=CHANNELS_LAST))

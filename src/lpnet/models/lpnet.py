@@ -151,12 +151,13 @@ class LPNet(nn.Module):
     def forward(self, x: Tensor) -> list[Tensor]:
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"LPNet expects (B, {self.channels}, H, W) images, got {tuple(x.shape)}")
-        bands = laplacian_pyramid(x, self.num_levels)
+        kernel = self.kernel.to(x.dtype)
+        bands = laplacian_pyramid(x, self.num_levels, kernel)
         outputs: list[Tensor] = []
         for subnet, band in zip(self.subnets, bands):
             level = subnet(band)
             if outputs:
-                level = level + pyr_up(outputs[-1], band.shape[-2:], self.kernel.to(band.dtype))
+                level = level + pyr_up(outputs[-1], band.shape[-2:], kernel)
             outputs.append(torch.relu(level) if self.final_relu else level)
         return outputs
 

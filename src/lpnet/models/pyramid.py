@@ -92,25 +92,27 @@ def pyr_up(x: Tensor, size: tuple[int, int], kernel: Tensor | None = None) -> Te
     return full[..., top : top + out_h, left : left + out_w]
 
 
-def gaussian_pyramid(x: Tensor, num_levels: int) -> list[Tensor]:
+def gaussian_pyramid(x: Tensor, num_levels: int, kernel: Tensor | None = None) -> list[Tensor]:
     """Gaussian pyramid, coarsest first: ``[down^(n-1)(x), ..., down(x), x]``.
 
     Args:
         x: images of shape ``(B, C, H, W)``.
         num_levels: number of levels ``n >= 1`` (the input itself is the finest).
+        kernel: optional precomputed :func:`binomial_kernel` of ``C`` channels (a constant for exporters).
 
     Returns:
         ``n`` tensors; level ``i`` (from the coarsest) has side ``ceil(H / 2^(n-1-i))``.
     """
     _check_levels(num_levels)
     levels = [x]
-    kernel = binomial_kernel(x.shape[1], device=x.device, dtype=x.dtype)
+    if kernel is None:
+        kernel = binomial_kernel(x.shape[1], device=x.device, dtype=x.dtype)
     for _ in range(num_levels - 1):
         levels.append(pyr_down(levels[-1], kernel))
     return levels[::-1]
 
 
-def laplacian_pyramid(x: Tensor, num_levels: int) -> list[Tensor]:
+def laplacian_pyramid(x: Tensor, num_levels: int, kernel: Tensor | None = None) -> list[Tensor]:
     """Laplacian pyramid, coarsest first: ``[G_top, L_(n-1), ..., L_1]`` as in the official ``lap_split``.
 
     ``L_k = G_k - up(G_(k+1))`` is the band-pass residual; the first entry is the low-pass remainder.
@@ -118,12 +120,14 @@ def laplacian_pyramid(x: Tensor, num_levels: int) -> list[Tensor]:
     Args:
         x: images of shape ``(B, C, H, W)``.
         num_levels: number of levels ``n >= 1``.
+        kernel: optional precomputed :func:`binomial_kernel` of ``C`` channels.
 
     Returns:
         ``n`` tensors with the shapes of :func:`gaussian_pyramid`.
     """
-    gauss = gaussian_pyramid(x, num_levels)
-    kernel = binomial_kernel(x.shape[1], device=x.device, dtype=x.dtype)
+    if kernel is None:
+        kernel = binomial_kernel(x.shape[1], device=x.device, dtype=x.dtype)
+    gauss = gaussian_pyramid(x, num_levels, kernel)
     bands = [fine - pyr_up(coarse, fine.shape[-2:], kernel) for coarse, fine in zip(gauss, gauss[1:])]
     return [gauss[0], *bands]
 
