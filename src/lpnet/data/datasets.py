@@ -122,9 +122,12 @@ class PairedImageDataset(Dataset):
 
     def load(self, index: int) -> tuple[Tensor, Tensor]:
         """Whole ``(rainy, clean)`` of pair ``index``: ``(3, H, W)`` float32 in [0, 1], sizes checked."""
+        return tuple(_to_float(x) for x in self._load(index))
+
+    def _load(self, index: int) -> tuple[Tensor, Tensor]:
+        """``(rainy, clean)``, checked: uint8 from the cache or float32 from the files."""
         if index in self._cache:
-            rainy, clean = self._cache[index]
-            return rainy.float() / 255, clean.float() / 255
+            return self._cache[index]
         pair = self.pairs[index]
         rainy = read_image(pair.rainy)
         if pair.rainy_side is None:
@@ -146,16 +149,20 @@ class PairedImageDataset(Dataset):
             )
         if self.cache:
             # Exact for 8-bit sources: u8 / 255 in float32 equals read_image's value bit for bit.
-            self._cache[index] = tuple((x * 255).round().to(torch.uint8) for x in (rainy, clean))
+            self._cache[index] = (
+                (rainy * 255).round().to(torch.uint8),
+                (clean * 255).round().to(torch.uint8),
+            )
         return rainy, clean
 
     def sample(self, index: int, rng: np.random.Generator) -> Sample:
         """Pair ``index`` with its crop and flip drawn from ``rng`` (the :class:`SampleSource` protocol)."""
-        rainy, clean = random_crop_pair(*self.load(index), self.crop_size, rng, self.flips)
+        # crop before converting a cached uint8 image: converting the whole image costs more than the crop
+        rainy, clean = random_crop_pair(*self._load(index), self.crop_size, rng, self.flips)
         pair = self.pairs[index]
         return {
-            "rainy": rainy,
-            "clean": clean,
+            "rainy": _to_float(rainy),
+            "clean": _to_float(clean),
             "key": pair.key,
             "rainy_path": str(pair.rainy),
             "clean_path": str(pair.clean),
@@ -165,6 +172,10 @@ class PairedImageDataset(Dataset):
         """Pair ``index``; a random crop/flip, if any, is seeded from torch's global generator."""
         seed = int(torch.randint(0, 2**63 - 1, ())) if self.crop_size or self.flips else 0
         return self.sample(index, np.random.default_rng(seed))
+
+
+def _to_float(image: Tensor) -> Tensor:
+    return image.float() / 255 if image.dtype == torch.uint8 else image
 
 
 def _size(image: Tensor) -> str:
