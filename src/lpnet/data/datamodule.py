@@ -1,0 +1,210 @@
+"""RainDataModule: benchmark folders (or any ready-made source) → Lightning data loaders.
+
+- train: the endless, seeded :class:`~lpnet.data.datasets.TrainStream` of random ``crop_size`` crops,
+  batches of ``batch_size``. It restarts where a resumed run left off: the stream starts at
+  ``trainer.global_step × accumulate_grad_batches``, which Lightning has restored from the checkpoint
+  before it asks for the loader, and sample ``n`` depends on ``(seed, n)`` only. Training is counted in
+  steps: use ``max_steps`` and an int ``val_check_interval`` with ``check_val_every_n_epoch=None``.
+- val / test: whole images, batch 1, in key order. Without a val folder, ``val_fraction`` of the training
+  pairs is held out (grouped by clean image, so Rain1400's 14 renderings of one scene stay together).
+
+Where pairs come from (per split): a ready-made dataset (``train_source`` / ``val_source`` /
+``test_source``, e.g. the synthetic rain source), else a folder ``root / <split>_dir`` paired by
+:mod:`lpnet.data.layouts` — the only place that knows file names.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from lpnet.data.datasets import PairedImageDataset, SampleSource, TrainStream
+from lpnet.data.layouts import Pair, find_pairs
+
+_SPLIT_STREAM = 2  # seed stream of the train/val split (0, 1: datasets.py)
+
+WHERE_TO_GET_DATA = """\
+Put a benchmark there (or set data.root / LPNET_DATA_DIR), with one folder per split:
+  Rain100H, Rain100L  PReNet's release: RainTrainH|L (training), Rain100H|L (testing)
+  Rain1400            DDN (Fu et al., CVPR 2017): rainy_image/ + ground_truth/ per split
+  Rain800             ID-CGAN (Zhang et al.): side-by-side images, layout_options.rainy_side=right
+  Rain1200            DID-MDN (Zhang & Patel, CVPR 2018): side-by-side, layout_options.rainy_side=left
+  Rain12              Li et al. (CVPR 2016): {i}_in.png + {i}_GT.png
+  Rain13K             MPRNet / Restormer: input/ + target/
+  LPNet samples       the official TensorFlow code archive on the LPNet project page: input/ + label/
+or train on synthetic rain (data=synthetic). See the layout table in lpnet/data/layouts.py."""
+
+
+class RainDataModule(L.LightningDataModule):
+    """Paired deraining data for LPNet.
+
+    Args:
+        root: benchmark folder; split folders are relative to it. Optional when every split used comes
+            from a ``*_source``.
+        layout: a layout of :mod:`lpnet.data.layouts` for every split folder, or ``"auto"`` (detected per
+            split, so PReNet's ``prenet_train`` train folder and ``prenet_test`` test folder just work).
+        train_dir, val_dir, test_dir: split folders, relative to ``root`` or absolute; ``"."`` is ``root``
+            itself; None: no such split.
+        crop_size: side of the square training crops (80 in the paper).
+        batch_size: training batch size (10 in the paper); val/test use 1 (whole images of any size).
+        num_workers: DataLoader worker processes (the data order does not depend on it).
+        flips: random horizontal flips in training (off in the paper).
+        val_fraction: share of training pairs held out for validation when ``val_dir`` is None (0: none).
+        seed: seeds the training stream and the val split.
+        layout_options: options for the layouts, e.g. ``{"rainy_side": "left"}`` for ``side_by_side``.
+        cache: keep decoded images in memory (uint8) in each process.
+        train_source: a ready-made :class:`~lpnet.data.datasets.SampleSource` (e.g. synthetic rain) used
+            instead of ``train_dir``; it does its own cropping.
+        val_source, test_source: ready-made map-style datasets of whole-image sample dicts.
+    """
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        layout: str = "auto",
+        train_dir: str | Path | None = None,
+        val_dir: str | Path | None = None,
+        test_dir: str | Path | None = None,
+        crop_size: int = 80,
+        batch_size: int = 10,
+        num_workers: int = 0,
+        flips: bool = False,
+        val_fraction: float = 0.05,
+        seed: int = 0,
+        layout_options: Mapping[str, Any] | None = None,
+        cache: bool = False,
+        train_source: SampleSource | None = None,
+        val_source: Dataset | None = None,
+        test_source: Dataset | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
+        self.root = Path(root).expanduser() if root is not None else None
+        self.layout = layout
+        self.dirs = {"train": train_dir, "val": val_dir, "test": test_dir}
+        self.crop_size = crop_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.flips = flips
+        self.val_fraction = val_fraction
+        self.seed = int(seed)
+        self.layout_options = dict(layout_options or {})
+        self.cache = cache
+        self.train_set: SampleSource | None = train_source
+        self.val_set: Dataset | None = val_source
+        self.test_set: Dataset | None = test_source
+
+    # -- pairs -------------------------------------------------------------------------------------
+
+    def split_dir(self, split: str) -> Path | None:
+        """The folder of ``split`` (``"train"``, ``"val"``, ``"test"``), checked to exist; None if unset."""
+        value = self.dirs[split]
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            if self.root is None:
+                raise ValueError(f"data.{split}_dir={value!r} is relative but data.root is not set")
+            if not self.root.is_dir():
+                raise FileNotFoundError(f"data root {self.root} does not exist.\n{WHERE_TO_GET_DATA}")
+            path = self.root / path
+        if not path.is_dir():
+            message = f"{split} folder {path} does not exist (data.{split}_dir={value!r})."
+            if path.parent.is_dir():
+                message += (
+                    f"\n  {path.parent} holds: {', '.join(sorted(p.name for p in path.parent.iterdir()))}"
+                )
+            raise FileNotFoundError(f"{message}\n{WHERE_TO_GET_DATA}")
+        return path
+
+    def pairs(self, split: str) -> list[Pair] | None:
+        """Pairs of the ``split`` folder by its layout, or None when the split has no folder."""
+        folder = self.split_dir(split)
+        return None if folder is None else find_pairs(folder, self.layout, **self.layout_options)
+
+    def split_train_val(self, pairs: Sequence[Pair]) -> tuple[list[Pair], list[Pair]]:
+        """Hold out ``val_fraction`` of ``pairs`` (whole clean-image groups, seeded); (train, val)."""
+        groups: dict[Path, list[Pair]] = {}
+        for pair in pairs:
+            groups.setdefault(pair.clean, []).append(pair)
+        order = list(groups)
+        if self.val_fraction == 0 or len(order) < 2:
+            return list(pairs), []
+        n_val = min(max(1, round(self.val_fraction * len(order))), len(order) - 1)
+        permutation = np.random.default_rng([self.seed, _SPLIT_STREAM]).permutation(len(order))
+        val_groups = {order[i] for i in permutation[:n_val]}
+        train = [p for p in pairs if p.clean not in val_groups]
+        val = [p for p in pairs if p.clean in val_groups]
+        return train, val
+
+    # -- Lightning hooks ---------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in ("fit", None) and self.train_set is None:
+            train_pairs = self.pairs("train")
+            if train_pairs is None:
+                raise ValueError("no training data: set data.train_dir (or data.train_source)")
+            if self.val_set is None and self.dirs["val"] is None:
+                train_pairs, val_pairs = self.split_train_val(train_pairs)
+                self.val_set = PairedImageDataset(val_pairs, cache=self.cache) if val_pairs else None
+            self.train_set = PairedImageDataset(train_pairs, self.crop_size, self.flips, self.cache)
+        if stage in ("fit", "validate", None) and self.val_set is None and self.dirs["val"] is not None:
+            self.val_set = PairedImageDataset(self.pairs("val"), cache=self.cache)
+        if stage in ("test", None) and self.test_set is None:
+            test_pairs = self.pairs("test")
+            if test_pairs is None and stage == "test":
+                raise ValueError("no test data: set data.test_dir (or data.test_source)")
+            self.test_set = PairedImageDataset(test_pairs, cache=self.cache) if test_pairs else None
+
+    def train_dataloader(self) -> DataLoader:
+        start_batch, rank, world_size = 0, 0, 1
+        if self.trainer is not None:  # resume: the loops are restored before this is called
+            start_batch = self.trainer.global_step * self.trainer.accumulate_grad_batches
+            rank, world_size = self.trainer.global_rank, self.trainer.world_size
+        stream = TrainStream(self.train_set, self.seed, self.batch_size, start_batch, rank, world_size)
+        return DataLoader(
+            stream,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def _eval_loader(self, dataset: Dataset | None) -> DataLoader | list:
+        if dataset is None:
+            return []  # Lightning skips a split with no loaders
+        return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._eval_loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._eval_loader(self.test_set)
+
+    # -- checkpoint --------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """What fixes the training stream besides the step (saved in Lightning checkpoints)."""
+        return {"seed": self.seed, "batch_size": self.batch_size, "crop_size": self.crop_size}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        changed = {k: (v, getattr(self, k)) for k, v in state_dict.items() if getattr(self, k, v) != v}
+        if changed:
+            warnings.warn(
+                "resuming with different data settings (checkpoint → now): "
+                + ", ".join(f"{k} {old} → {new}" for k, (old, new) in changed.items())
+                + "; the training stream will not continue the original one",
+                stacklevel=2,
+            )
