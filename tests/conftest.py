@@ -29,3 +29,50 @@ def official_dir_or_skip() -> Path:
 @pytest.fixture(scope="session")
 def official_dir() -> Path:
     return official_dir_or_skip()
+
+
+def write_pair_tree(root: Path, count: int = 4, size: tuple[int, int] = (40, 48), seed: int = 0) -> Path:
+    """A ``rain/`` ↔ ``norain/`` split of tiny smooth images with bright streaks added (PNG, 8-bit)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / "rain").mkdir(parents=True, exist_ok=True)
+    (root / "norain").mkdir(parents=True, exist_ok=True)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    for i in range(1, count + 1):
+        phase = rng.uniform(0, 6.28, size=3)
+        clean = 0.5 + 0.3 * np.sin(6 * xx[..., None] + 4 * yy[..., None] + phase)
+        streaks = (rng.random((h, w)) < 0.03).astype(np.float64)
+        streaks = np.maximum(streaks, np.roll(streaks, 1, axis=0))
+        rainy = np.clip(clean + 0.4 * streaks[..., None], 0, 1)
+        Image.fromarray((clean * 255).astype(np.uint8)).save(root / "norain" / f"norain-{i:03d}.png")
+        Image.fromarray((rainy * 255).astype(np.uint8)).save(root / "rain" / f"rain-{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def tiny_benchmark(tmp_path: Path) -> Path:
+    """A benchmark root with train/ and test/ splits in the generic rain/norain layout."""
+    root = tmp_path / "bench"
+    write_pair_tree(root / "train", count=6, seed=1)
+    write_pair_tree(root / "test", count=2, seed=2)
+    return root
+
+
+def compose_train(output_dir: Path, overrides: list[str]):
+    """The real training config, composed as `python -m lpnet.train` would, writing into output_dir."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="lpnet.conf", version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        del cfg.hydra
+    return cfg

@@ -1,0 +1,111 @@
+"""Training end to end on tiny generated pairs: the real config, shrunk."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import PROJECT_ROOT, compose_train
+
+from lpnet.checkpoint import load_model
+from lpnet.train import train
+
+SMALL = [
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_model_summary=false",
+    "data.crop_size=24",
+    "data.batch_size=2",
+    "data.num_workers=0",
+    "data.val_fraction=0.34",
+    "callbacks.progress_bar.refresh_rate=0",
+]
+
+
+def small_run(root, out, *extra):
+    return compose_train(
+        out, [f"data.root={root}", "data.train_dir=train", "data.test_dir=test", *SMALL, *extra]
+    )
+
+
+def test_fast_dev_run(tiny_benchmark, tmp_path):
+    cfg = small_run(tiny_benchmark, tmp_path / "run", "debug=fast_dev_run")
+    train(cfg)
+
+
+def test_run_writes_checkpoints_metrics_config_and_images(tiny_benchmark, tmp_path):
+    out = tmp_path / "run"
+    value = train(small_run(tiny_benchmark, out))
+    for name in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "config.yaml", "metrics.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "metrics.json").read_text())
+    for key in ("test/psnr_y", "test/ssim_y", "test/psnr_rgb", "test/ssim_rgb", "val/psnr_y"):
+        assert isinstance(summary["metrics"][key], float), key
+    assert summary["params"] == 7548 and summary["global_step"] == 4
+    assert value == pytest.approx(summary["metrics"]["val/psnr_y_best"])
+    assert list((out / "images").glob("val_step*.png"))
+    # Both checkpoints load without unpickling code, through the one loader.
+    torch.load(out / "checkpoints/last.ckpt", weights_only=True)
+    assert load_model(out / "checkpoints/best.ckpt").config()["widths"] == [1, 2, 4, 8, 16]
+
+
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny_benchmark, tmp_path):
+    straight = tmp_path / "straight"
+    train(small_run(tiny_benchmark, straight, "trainer.max_steps=6", "test=false"))
+    first = tmp_path / "first"
+    train(small_run(tiny_benchmark, first, "trainer.max_steps=4", "test=false"))
+    resumed = tmp_path / "resumed"
+    last = first / "checkpoints" / "last.ckpt"
+    train(small_run(tiny_benchmark, resumed, "trainer.max_steps=6", "test=false", f"ckpt_path={last}"))
+    a = torch.load(straight / "checkpoints/last.ckpt", weights_only=True)
+    b = torch.load(resumed / "checkpoints/last.ckpt", weights_only=True)
+    assert a["global_step"] == b["global_step"] == 6
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
+    # and it really trained: the resumed weights differ from the step-4 checkpoint
+    c = torch.load(last, weights_only=True)
+    assert any(not torch.equal(c["state_dict"][k], v) for k, v in a["state_dict"].items())
+
+
+def test_fine_tune_starts_from_given_weights(tiny_benchmark, tmp_path):
+    from lpnet.checkpoint import save_checkpoint
+    from lpnet.models.lpnet import LPNet
+
+    torch.manual_seed(3)
+    start = LPNet()
+    save_checkpoint(tmp_path / "start.pt", start)
+    cfg = small_run(
+        tiny_benchmark, tmp_path / "run", "debug=fast_dev_run", f"model.init_from={tmp_path / 'start.pt'}"
+    )
+    from hydra.utils import instantiate
+
+    module = instantiate(cfg.model)
+    for key, value in start.state_dict().items():
+        assert torch.equal(module.net.state_dict()[key], value)
+    bad = small_run(
+        tiny_benchmark, tmp_path / "r2", f"model.init_from={tmp_path / 'start.pt'}", "model.net.recursions=2"
+    )
+    with pytest.raises(ValueError, match="model.init_from"):
+        instantiate(bad.model)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tiny_benchmark, tmp_path):
+    """`trainer=ddp` on 2 CPU processes (gloo), through the command line as users run it."""
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "lpnet.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+        f"data.root={tiny_benchmark}", "data.train_dir=train", "data.test_dir=test", *SMALL,
+        f"hydra.run.dir={out}", "logger=csv",
+    ]  # fmt: skip
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["global_step"] == 4
+    assert "test/psnr_y" in summary["metrics"]
