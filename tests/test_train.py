@@ -11,7 +11,9 @@ import pytest
 import torch
 from conftest import PROJECT_ROOT, compose_train
 
-from lpnet.checkpoint import load_model
+from lpnet.checkpoint import load_model, save_checkpoint
+from lpnet.models.lpnet import LPNet
+from lpnet.models.module import LitLPNet
 from lpnet.train import train
 
 SMALL = [
@@ -72,26 +74,15 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny_benchmark, tmp_pa
     assert any(not torch.equal(c["state_dict"][k], v) for k, v in a["state_dict"].items())
 
 
-def test_fine_tune_starts_from_given_weights(tiny_benchmark, tmp_path):
-    from lpnet.checkpoint import save_checkpoint
-    from lpnet.models.lpnet import LPNet
-
+def test_fine_tune_starts_from_given_weights(tmp_path):
     torch.manual_seed(3)
     start = LPNet()
     save_checkpoint(tmp_path / "start.pt", start)
-    cfg = small_run(
-        tiny_benchmark, tmp_path / "run", "debug=fast_dev_run", f"model.init_from={tmp_path / 'start.pt'}"
-    )
-    from hydra.utils import instantiate
-
-    module = instantiate(cfg.model)
+    module = LitLPNet(net={}, init_from=str(tmp_path / "start.pt"))
     for key, value in start.state_dict().items():
         assert torch.equal(module.net.state_dict()[key], value)
-    bad = small_run(
-        tiny_benchmark, tmp_path / "r2", f"model.init_from={tmp_path / 'start.pt'}", "model.net.recursions=2"
-    )
     with pytest.raises(ValueError, match="model.init_from"):
-        instantiate(bad.model)
+        LitLPNet(net={"recursions": 2}, init_from=str(tmp_path / "start.pt"))
 
 
 @pytest.mark.slow
