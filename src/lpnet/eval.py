@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from lpnet.data.datasets import PairedImageDataset
-from lpnet.data.layouts import find_pairs
+from lpnet.data.layouts import detect_layout, find_pairs
 from lpnet.inference import Derainer
 from lpnet.io import atomic_write, write_image
 from lpnet.metrics import deraining_metrics
@@ -41,12 +41,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Derain every pair under ``cfg.data.root`` and score it; returns the mean scores."""
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
-    pairs = find_pairs(cfg.data.root, cfg.data.layout, rainy_side=cfg.data.get("rainy_side"))
+    root = Path(cfg.data.root)
+    layout = detect_layout(root) if cfg.data.layout == "auto" else cfg.data.layout
+    pairs = find_pairs(root, layout, rainy_side=cfg.data.get("rainy_side"))
     dataset = PairedImageDataset(pairs)
     derainer = Derainer(cfg.ckpt_path, device=cfg.device, tile=cfg.tile)
     metrics = deraining_metrics(quantize=cfg.metrics.quantize, round_y=cfg.metrics.round_y)
     rows: list[dict[str, Any]] = []
-    for sample in tqdm(dataset, desc=f"eval {Path(cfg.data.root).name}", unit="img"):
+    for sample in tqdm(dataset, desc=f"eval {root.name}", unit="img"):
         rainy, clean = sample["rainy"][None], sample["clean"][None]
         derained = derainer.derain_tensor(rainy).clamp(0, 1).cpu()
         metrics.update(derained, clean)
@@ -69,7 +71,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             "images": len(rows),
             "ckpt_path": str(cfg.ckpt_path),
             "data_root": str(cfg.data.root),
-            "layout": pairs[0].layout if hasattr(pairs[0], "layout") else cfg.data.layout,
+            "layout": layout,
             "device": str(derainer.device),
             "wall_time_s": round(time.perf_counter() - started, 2),
         },
