@@ -1,0 +1,1 @@
+"""Hydra configs, a package so that ``pkg://lpnet.conf`` (compose API, installed copies) finds them."""
