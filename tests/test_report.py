@@ -137,6 +137,10 @@ def test_report_rows_columns_and_plots(recursion_sweep: Path, tmp_path: Path, ca
 def test_default_output_is_inside_the_sweep(recursion_sweep: Path):
     assert main([str(recursion_sweep)]) == 0
     assert (recursion_sweep / "report" / "report.md").is_file()
+    # A second pass does not take the report directory for a run.
+    assert main([str(recursion_sweep)]) == 0
+    with (recursion_sweep / "report" / "report.csv").open(newline="") as handle:
+        assert [row["run"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
 
 
 def test_dict_sweep_values_become_dotted_columns(tmp_path: Path):
@@ -152,7 +156,9 @@ def test_dict_sweep_values_become_dotted_columns(tmp_path: Path):
     assert [r["model.net.width_multiplier"] for r in rows] == [0.5, 2, 1.0]
     assert [r["model.net.widths"] for r in rows] == [None, None, [16] * 5]
     assert rows[2]["params"] == count_params(LPNet(widths=[16] * 5))
-    assert tmp_path / "out" / "psnr_by_model_net_widths.png" in written
+    # Only the runs that set a key are plotted against it, and one value makes no plot.
+    assert tmp_path / "out" / "psnr_by_model_net_width_multiplier.png" in written
+    assert not (tmp_path / "out" / "psnr_by_model_net_widths.png").exists()
     for path in written[2:]:
         assert_png(path)
 

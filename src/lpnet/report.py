@@ -371,14 +371,16 @@ def plot_psnr_vs_params(path: Path, rows: Sequence[dict[str, Any]], keys: Sequen
     return True
 
 
-def plot_psnr_by_key(path: Path, rows: Sequence[dict[str, Any]], key: str) -> bool:
+def plot_psnr_by_key(path: Path, runs: Sequence[Run], rows: Sequence[dict[str, Any]], key: str) -> bool:
     """Every PSNR of :data:`HEADLINE_METRICS` the runs have, against one swept key's values.
 
-    Numbers go on a numeric axis (log when they span ≥ 100×), anything else on a categorical one.
+    Only runs that set ``key`` themselves are drawn (the uniform-width run says nothing about the width
+    multiplier its config still holds), and only when they give two values or more. Numbers go on a
+    numeric axis (log when they span ≥ 100×), anything else on a categorical one.
     """
-    points = [r for r in rows if r["status"] == COMPLETE and r[key] is not None]
+    points = [r for run, r in zip(runs, rows) if r["status"] == COMPLETE and key in run.overrides]
     metrics = [m for m in HEADLINE_METRICS if any(r[m] is not None for r in points)]
-    if not points or not metrics:
+    if len({_text(r[key]) for r in points}) < 2 or not metrics:
         return False
     values = [r[key] for r in points]
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
@@ -468,7 +470,7 @@ def write_report(sweep_dirs: Sequence[Path], output: Path) -> list[Path]:
     if plot_psnr_vs_params(output / "psnr_vs_params.png", rows, keys):
         plots.append(output / "psnr_vs_params.png")
     for key in keys:
-        if plot_psnr_by_key(output / f"psnr_by_{_slug(key)}.png", rows, key):
+        if plot_psnr_by_key(output / f"psnr_by_{_slug(key)}.png", runs, rows, key):
             plots.append(output / f"psnr_by_{_slug(key)}.png")
     if plot_loss_curves(output / "loss_curves.png", runs, keys):
         plots.append(output / "loss_curves.png")
