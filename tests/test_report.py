@@ -199,13 +199,18 @@ def test_a_single_run_directory_and_bad_input(tmp_path: Path, capsys):
     assert "no run directories" in capsys.readouterr().err
 
 
-def test_corrupt_metrics_json_is_an_incomplete_run(tmp_path: Path):
+def test_unreadable_files_become_notes(tmp_path: Path):
     run = make_run(tmp_path / "s", 0, ["loss=l1"], psnr=28.0)
     make_run(tmp_path / "s", 1, ["loss=l2"], psnr=27.0)
     (run / "metrics.json").write_text("{not json")
+    broken = make_run(tmp_path / "s", 2, ["loss=l1"], psnr=26.0)
+    (broken / ".hydra" / "overrides.yaml").write_text("- 'loss=[unclosed'\n")
+    (broken / "config.yaml").write_text("model: [unclosed\n")
     _, rows = table_from(tmp_path / "s")
     assert rows[0]["status"] == "incomplete" and "unreadable metrics.json" in rows[0]["note"]
-    assert rows[1]["status"] == "complete"
+    assert rows[1]["status"] == "complete" and rows[1]["note"] == ""
+    assert rows[2]["status"] == "complete" and rows[2]["params"] == 7548  # from metrics.json
+    assert "unreadable config" in rows[2]["note"] and "unreadable .hydra/overrides.yaml" in rows[2]["note"]
 
 
 def test_parse_overrides():

@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -111,9 +114,10 @@ def parse_overrides(lines: Sequence[str]) -> dict[str, Any]:
 
     Values are typed as Hydra parses them (``"true"`` → ``True``, ``"1e-3"`` → ``0.001``); a deleted key
     (``~key``) maps to ``"~"``.
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    Raises:
+        OverrideParseException: a line is not a Hydra override.
+    """
     parsed: dict[str, Any] = {}
     for override in OverridesParser.create().parse_overrides(overrides=list(lines)):
         value = "~" if override.is_delete() else override.value()
@@ -174,8 +178,7 @@ def read_loss_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
 def load_run(run_dir: Path, label: str) -> Run:
     """Read one run directory; problems become the run's ``note`` instead of errors."""
     run = Run(label=label, path=run_dir)
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    run.config = _read_config(run_dir)
+    notes: list[str] = []
     summary: dict[str, Any] = {}
     metrics_file = run_dir / "metrics.json"
     if metrics_file.is_file():
@@ -183,28 +186,37 @@ def load_run(run_dir: Path, label: str) -> Run:
             summary = json.loads(metrics_file.read_text())
             run.status = COMPLETE
         except (OSError, json.JSONDecodeError) as err:
-            run.note = f"unreadable metrics.json: {err}"
+            notes.append(f"unreadable metrics.json: {err}")
     else:
-        run.note = "no metrics.json (failed, killed or still running)"
-    lines = OmegaConf.to_container(OmegaConf.load(overrides_file)) if overrides_file.is_file() else None
-    run.overrides = parse_overrides(lines if lines is not None else summary.get("overrides", []))
+        notes.append("no metrics.json (failed, killed or still running)")
+    try:
+        run.config = _read_config(run_dir)
+    except (OSError, yaml.YAMLError) as err:
+        notes.append(f"unreadable config: {err}")
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        lines = OmegaConf.to_container(OmegaConf.load(overrides_file)) if overrides_file.is_file() else None
+        run.overrides = parse_overrides(lines if lines is not None else summary.get("overrides", []))
+    except (OSError, yaml.YAMLError, OverrideParseException) as err:
+        notes.append(f"unreadable .hydra/overrides.yaml: {err}")
     run.metrics = {k: float(v) for k, v in summary.get("metrics", {}).items() if isinstance(v, int | float)}
     run.steps = summary.get("global_step")
     run.wall_time_s = summary.get("wall_time_s")
     params, run.macs_per_pixel, why = _net_cost(run.config)
     run.params = summary.get("params", params)
-    if why and run.status == COMPLETE:
-        run.note = why
+    if why and run.config is not None:
+        notes.append(why)
     curves_file = run_dir / "csv" / "metrics.csv"
     if curves_file.is_file():
         try:
             run.losses = read_loss_curves(curves_file)
         except (OSError, ValueError, csv.Error) as err:
-            run.note = "; ".join(filter(None, [run.note, f"unreadable csv/metrics.csv: {err}"]))
+            notes.append(f"unreadable csv/metrics.csv: {err}")
     if run.steps is None and run.losses:
         run.steps = max(max(steps) for steps, _ in run.losses.values())
     if run.status == INCOMPLETE and (run_dir / "checkpoints" / "last.ckpt").is_file():
-        run.note += f"; resume with ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"
+        notes.append(f"resume with ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}")
+    run.note = "; ".join(notes)
     return run
 
 
@@ -225,7 +237,7 @@ def swept_keys(runs: Sequence[Run]) -> list[str]:
     keys: dict[str, None] = {}
     for run in runs:
         keys.update(dict.fromkeys(run.overrides))
-    return [k for k in keys if len({_text(r.overrides[k]) if k in r.overrides else None for r in runs}) > 1]
+    return [k for k in keys if len({repr(r.overrides[k]) if k in r.overrides else None for r in runs}) > 1]
 
 
 def swept_value(run: Run, key: str) -> Any:
