@@ -1,0 +1,526 @@
+"""Summarise Hydra sweeps: ``python -m lpnet.report SWEEP_DIR [SWEEP_DIR ...] [--output DIR]``.
+
+A sweep directory is what ``python -m lpnet.train experiment=ablation_* `` (or any ``-m`` run) leaves in
+``multirun/<task_name>/<date>/``: one sub-directory per run holding ``.hydra/overrides.yaml``, the composed
+``config.yaml``, ``csv/metrics.csv`` while it trains and ``metrics.json`` once it has finished. A single
+run directory works too.
+
+The report, written to ``--output`` (default ``SWEEP_DIR/report``):
+
+- ``report.md``: one row per run: the overrides that differ between runs (the swept values), parameters,
+  MACs per pixel (from the run's ``model.net``, at 321×481), val/test PSNR and SSIM on Y and RGB, steps
+  and wall time. Runs without ``metrics.json`` (failed, killed or still running) are listed as
+  ``incomplete``, never dropped.
+- ``report.csv``: the same table, unrounded, with a fixed set of columns.
+- ``psnr_vs_params.png``, ``psnr_by_<key>.png`` (one per swept key) and ``loss_curves.png`` (every
+  per-level training loss of every run, from ``csv/metrics.csv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import inspect
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from lpnet.models.complexity import count_params, macs_per_pixel
+from lpnet.models.lpnet import LPNet
+
+METRICS = (
+    "val/psnr_y",
+    "val/ssim_y",
+    "val/psnr_rgb",
+    "val/ssim_rgb",
+    "val/psnr_y_best",
+    "test/psnr_y",
+    "test/ssim_y",
+    "test/psnr_rgb",
+    "test/ssim_rgb",
+)
+# The PSNR a run is judged by in the plots: the first one the runs have.
+HEADLINE_METRICS = ("test/psnr_y", "val/psnr_y_best", "val/psnr_y")
+LOSS_COLUMN = re.compile(r"^train/level(\d+)/(\w+)$")
+COMPLETE, INCOMPLETE = "complete", "incomplete"
+
+
+@dataclass
+class Run:
+    """What one run directory of a sweep holds.
+
+    Attributes:
+        label: name in the report (``<n>``, or ``<sweep>/<n>`` when several sweeps are read).
+        path: the run directory.
+        status: ``"complete"`` (``metrics.json`` present) or ``"incomplete"``.
+        note: why a run is incomplete, or ``""``.
+        overrides: Hydra overrides as ``{dotted key: value}`` (dict values flattened into dotted keys).
+        config: the composed config (``config.yaml``, else ``.hydra/config.yaml``) or ``None``.
+        metrics: the ``metrics`` of ``metrics.json`` (empty when incomplete).
+        params: parameter count (``metrics.json``, else counted from ``config.model.net``).
+        macs_per_pixel: MACs per input pixel at 321×481 from ``config.model.net``, or ``None``.
+        steps: global step (``metrics.json``, else the last step in ``csv/metrics.csv``).
+        wall_time_s: training wall time in seconds (complete runs only).
+        losses: training-loss series ``{column: (steps, values)}`` from ``csv/metrics.csv``.
+    """
+
+    label: str
+    path: Path
+    status: str = INCOMPLETE
+    note: str = ""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    config: DictConfig | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: int | None = None
+    macs_per_pixel: float | None = None
+    steps: int | None = None
+    wall_time_s: float | None = None
+    losses: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+
+
+def is_run_dir(path: Path) -> bool:
+    """True for a directory Hydra made for one job (``.hydra/``) or one train() wrote ``metrics.json`` to."""
+    return (path / ".hydra").is_dir() or (path / "metrics.json").is_file()
+
+
+def find_runs(sweep_dir: Path) -> list[Path]:
+    """Run directories of a sweep in job order (``0, 1, ..., 10``); a run directory alone is its own sweep.
+
+    Raises:
+        FileNotFoundError: ``sweep_dir`` is not a directory.
+    """
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"sweep directory {sweep_dir} does not exist")
+    if is_run_dir(sweep_dir):
+        return [sweep_dir]
+    runs = [p for p in sweep_dir.iterdir() if p.is_dir() and (p.name.isdigit() or is_run_dir(p))]
+    return sorted(runs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+
+
+def parse_overrides(lines: Sequence[str]) -> dict[str, Any]:
+    """Hydra override strings → ``{dotted key: value}``; ``model.net={a:1}`` becomes ``model.net.a: 1``.
+
+    Values are typed as Hydra parses them (``"true"`` → ``True``, ``"1e-3"`` → ``0.001``); a deleted key
+    (``~key``) maps to ``"~"``.
+
+    Raises:
+        OverrideParseException: a line is not a Hydra override.
+    """
+    parsed: dict[str, Any] = {}
+    for override in OverridesParser.create().parse_overrides(overrides=list(lines)):
+        value = "~" if override.is_delete() else override.value()
+        _flatten(override.key_or_group, value, parsed)
+    return parsed
+
+
+def _flatten(key: str, value: Any, into: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value:
+        for sub_key, sub_value in value.items():
+            _flatten(f"{key}.{sub_key}", sub_value, into)
+    else:
+        into[key] = value
+
+
+def _read_config(run_dir: Path) -> DictConfig | None:
+    for path in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
+        if path.is_file():
+            cfg = OmegaConf.load(path)
+            return cfg if isinstance(cfg, DictConfig) else None
+    return None
+
+
+def _net_cost(cfg: DictConfig | None) -> tuple[int | None, float | None, str]:
+    """Parameters and MACs/pixel of the LPNet that ``cfg.model.net`` describes (``None`` if it cannot)."""
+    net_cfg = OmegaConf.select(cfg, "model.net", default=None) if cfg is not None else None
+    if not isinstance(net_cfg, DictConfig):
+        return None, None, "no model.net in the config"
+    kwargs = OmegaConf.to_container(net_cfg, resolve=False)
+    accepted = inspect.signature(LPNet).parameters
+    try:
+        net = LPNet(**{k: v for k, v in kwargs.items() if k in accepted})
+    except (TypeError, ValueError) as err:
+        return None, None, f"model.net does not build an LPNet: {err}"
+    return count_params(net), macs_per_pixel(net), ""
+
+
+def read_loss_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """``train/loss`` and every ``train/level<k>/<term>`` column of a Lightning ``metrics.csv``.
+
+    Returns:
+        ``{column: (steps, values)}`` with the empty cells (rows logged by other hooks) skipped.
+    """
+    curves: dict[str, tuple[list[int], list[float]]] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            step = row.get("step", "")
+            for column, cell in row.items():
+                if column is None or not cell or not step:
+                    continue
+                if column == "train/loss" or LOSS_COLUMN.match(column):
+                    steps, values = curves.setdefault(column, ([], []))
+                    steps.append(int(float(step)))
+                    values.append(float(cell))
+    return curves
+
+
+def load_run(run_dir: Path, label: str) -> Run:
+    """Read one run directory; problems become the run's ``note`` instead of errors."""
+    run = Run(label=label, path=run_dir)
+    notes: list[str] = []
+    summary: dict[str, Any] = {}
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file():
+        try:
+            summary = json.loads(metrics_file.read_text())
+            run.status = COMPLETE
+        except (OSError, json.JSONDecodeError) as err:
+            notes.append(f"unreadable metrics.json: {err}")
+    else:
+        notes.append("no metrics.json (failed, killed or still running)")
+    try:
+        run.config = _read_config(run_dir)
+    except (OSError, yaml.YAMLError) as err:
+        notes.append(f"unreadable config: {err}")
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        lines = OmegaConf.to_container(OmegaConf.load(overrides_file)) if overrides_file.is_file() else None
+        run.overrides = parse_overrides(lines if lines is not None else summary.get("overrides", []))
+    except (OSError, yaml.YAMLError, OverrideParseException) as err:
+        notes.append(f"unreadable .hydra/overrides.yaml: {err}")
+    run.metrics = {k: float(v) for k, v in summary.get("metrics", {}).items() if isinstance(v, int | float)}
+    run.steps = summary.get("global_step")
+    run.wall_time_s = summary.get("wall_time_s")
+    params, run.macs_per_pixel, why = _net_cost(run.config)
+    run.params = summary.get("params", params)
+    if why and run.config is not None:
+        notes.append(why)
+    curves_file = run_dir / "csv" / "metrics.csv"
+    if curves_file.is_file():
+        try:
+            run.losses = read_loss_curves(curves_file)
+        except (OSError, ValueError, csv.Error) as err:
+            notes.append(f"unreadable csv/metrics.csv: {err}")
+    if run.steps is None and run.losses:
+        run.steps = max(max(steps) for steps, _ in run.losses.values())
+    if run.status == INCOMPLETE and (run_dir / "checkpoints" / "last.ckpt").is_file():
+        notes.append(f"resume with ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}")
+    run.note = "; ".join(notes)
+    return run
+
+
+def collect_runs(sweep_dirs: Sequence[Path]) -> list[Run]:
+    """Every run of every sweep, labelled by job number (prefixed by the sweep's path when several)."""
+    sweep_dirs = [Path(d) for d in sweep_dirs]
+    base = Path(os.path.commonpath([d.resolve() for d in sweep_dirs])) if len(sweep_dirs) > 1 else None
+    runs = []
+    for sweep_dir in sweep_dirs:
+        for run_dir in find_runs(sweep_dir):
+            relative = run_dir.resolve().relative_to(base) if base is not None else Path(".")
+            runs.append(load_run(run_dir, relative.as_posix() if relative.parts else run_dir.name))
+    return runs
+
+
+def swept_keys(runs: Sequence[Run]) -> list[str]:
+    """Override keys whose value is not the same in every run, in the order they first appear."""
+    keys: dict[str, None] = {}
+    for run in runs:
+        keys.update(dict.fromkeys(run.overrides))
+    return [k for k in keys if len({repr(r.overrides[k]) if k in r.overrides else None for r in runs}) > 1]
+
+
+def swept_value(run: Run, key: str) -> Any:
+    """The run's value for a swept key: its override, else its config's value (``None`` for neither or a
+    whole config group)."""
+    if key in run.overrides:
+        return run.overrides[key]
+    value = OmegaConf.select(run.config, key, default=None) if run.config is not None else None
+    if isinstance(value, DictConfig):
+        return None
+    return OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value)
+
+
+def table(runs: Sequence[Run]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The report's rows (unrounded values; ``None`` where unknown) and their column names."""
+    keys = swept_keys(runs)
+    columns = ["run", "status", *keys, "params", "macs_per_pixel", *METRICS, "steps", "wall_time_s", "note"]
+    rows = []
+    for run in runs:
+        row = {"run": run.label, "status": run.status, "note": run.note}
+        row |= {key: swept_value(run, key) for key in keys}
+        row |= {"params": run.params, "macs_per_pixel": run.macs_per_pixel}
+        row |= {name: run.metrics.get(name) for name in METRICS}
+        row |= {"steps": run.steps, "wall_time_s": run.wall_time_s}
+        rows.append(row)
+    return columns, rows
+
+
+def _markdown_cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column == "params":
+        return f"{value:,}"
+    if column == "macs_per_pixel":
+        return f"{value / 1000:.1f}k"
+    if column == "wall_time_s":
+        seconds = round(value)
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    if "psnr" in column:
+        return f"{value:.2f}"
+    if "ssim" in column:
+        return f"{value:.4f}"
+    return _text(value).replace("|", "\\|")
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    return json.dumps(value)
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """The table with every column and full precision."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows([_csv_cell(row[c]) for c in columns] for row in rows)
+
+
+def write_markdown(
+    path: Path, sweep_dirs: Sequence[Path], columns: list[str], rows: list[dict[str, Any]], plots: list[Path]
+) -> None:
+    """``report.md``: the table (columns empty in every row left out), incomplete runs, best run, plots."""
+    shown = [c for c in columns if c in ("run", "status") or any(row[c] is not None for row in rows)]
+    shown = [c for c in shown if c != "note"]
+    headers = {"macs_per_pixel": "MACs/px", "wall_time_s": "time"}
+    complete = [row for row in rows if row["status"] == COMPLETE]
+    lines = [
+        "# Sweep report",
+        "",
+        *(f"- `{d}`" for d in sweep_dirs),
+        "",
+        f"{len(rows)} runs: {len(complete)} complete, {len(rows) - len(complete)} incomplete. "
+        "MACs per input pixel at 321×481 (1 MAC = 2 FLOPs); time is training wall time (h:mm:ss).",
+        "",
+        "| " + " | ".join(headers.get(c, c) for c in shown) + " |",
+        "|" + "|".join("---" for _ in shown) + "|",
+        *("| " + " | ".join(_markdown_cell(c, row[c]) for c in shown) + " |" for row in rows),
+    ]
+    headline = _headline_metric(rows)
+    if headline:
+        best = max((row for row in complete if row[headline] is not None), key=lambda row: row[headline])
+        lines += ["", f"Best {headline}: run `{best['run']}` with {best[headline]:.2f} dB."]
+    notes = [row for row in rows if row["note"]]
+    if notes:
+        lines += [
+            "",
+            "## Notes",
+            "",
+            *(f"- run `{row['run']}` ({row['status']}): {row['note']}" for row in notes),
+        ]
+    if plots:
+        lines += ["", "## Plots", "", *(f"![{p.stem}]({p.name})" for p in plots)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _headline_metric(rows: Sequence[dict[str, Any]]) -> str | None:
+    for name in HEADLINE_METRICS:
+        if any(row[name] is not None and row["status"] == COMPLETE for row in rows):
+            return name
+    return None
+
+
+def _short(row: dict[str, Any], keys: Sequence[str]) -> str:
+    if not keys:
+        return f"run {row['run']}"
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={_text(row[k])}" for k in keys)
+
+
+def plot_psnr_vs_params(path: Path, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> bool:
+    """Headline PSNR against parameters and against MACs per pixel (both log x), points named by their
+    swept values (weight sharing changes only the first, recursions mostly the second)."""
+    metric = _headline_metric(rows)
+    points = [r for r in rows if metric and r[metric] is not None and r["params"]]
+    if not points:
+        return False
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    for ax, column, label in zip(
+        fig.subplots(1, 2), ("params", "macs_per_pixel"), ("parameters", "MACs / pixel")
+    ):
+        known = [r for r in points if r[column]]
+        ax.scatter([r[column] for r in known], [r[metric] for r in known], color="tab:blue")
+        for r in known:
+            ax.annotate(
+                _short(r, keys), (r[column], r[metric]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"{metric} (dB)")
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle("PSNR vs model size and compute")
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def plot_psnr_by_key(path: Path, runs: Sequence[Run], rows: Sequence[dict[str, Any]], key: str) -> bool:
+    """Every PSNR of :data:`HEADLINE_METRICS` the runs have, against one swept key's values.
+
+    Only runs that set ``key`` themselves are drawn (the uniform-width run says nothing about the width
+    multiplier its config still holds), and only when they give two values or more. Numbers go on a
+    numeric axis (log when they span ≥ 100×), anything else on a categorical one.
+    """
+    points = [r for run, r in zip(runs, rows) if r["status"] == COMPLETE and key in run.overrides]
+    metrics = [m for m in HEADLINE_METRICS if any(r[m] is not None for r in points)]
+    if len({_text(r[key]) for r in points}) < 2 or not metrics:
+        return False
+    values = [r[key] for r in points]
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    categories = list(dict.fromkeys(_text(v) for v in values))
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    for metric in metrics:
+        pairs = [(v, r[metric]) for v, r in zip(values, points) if r[metric] is not None]
+        if numeric:
+            pairs.sort(key=lambda p: p[0])
+            xs = [p[0] for p in pairs]
+        else:
+            xs = [categories.index(_text(p[0])) for p in pairs]
+        ax.plot(xs, [p[1] for p in pairs], "o-" if numeric else "o", label=metric)
+    if numeric:
+        positive = [v for v in values if v > 0]
+        if len(positive) == len(values) and max(positive) / min(positive) >= 100:
+            ax.set_xscale("log")
+    else:
+        ax.set_xticks(range(len(categories)), categories, rotation=20, ha="right", fontsize=8)
+    ax.set_xlabel(key)
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(f"PSNR by {key}")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.savefig(path, dpi=120)
+    return True
+
+
+def _loss_order(column: str) -> tuple[int, str]:
+    match = LOSS_COLUMN.match(column)
+    return (int(match.group(1)), match.group(2)) if match else (-1, column)
+
+
+def plot_loss_curves(path: Path, runs: Sequence[Run], keys: Sequence[str]) -> bool:
+    """One panel per loss term (``train/loss``, then ``level<k>/<term>`` coarse → fine), a line per run."""
+    columns = sorted({c for run in runs for c in run.losses}, key=_loss_order)
+    if not columns:
+        return False
+    ncols = min(3, len(columns))
+    nrows = math.ceil(len(columns) / ncols)
+    fig = Figure(figsize=(4.2 * ncols, 3.0 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, column in zip(axes, columns):
+        for run in runs:
+            if column in run.losses:
+                steps, values = run.losses[column]
+                label = _short({"run": run.label, **{k: swept_value(run, k) for k in keys}}, keys)
+                ax.plot(steps, values, linewidth=1, label=label)
+        ax.set_title(column.removeprefix("train/"), fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        if all(v > 0 for run in runs for v in run.losses.get(column, ([], []))[1]):
+            ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+    for ax in axes[len(columns) :]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
+    fig.suptitle("training loss per pyramid level (level 0 = coarsest)")
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def _slug(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_")
+
+
+def write_report(sweep_dirs: Sequence[Path], output: Path) -> list[Path]:
+    """Read the sweeps and write ``report.md``, ``report.csv`` and the plots into ``output``.
+
+    Returns:
+        The files written, ``report.md`` first.
+
+    Raises:
+        FileNotFoundError: a sweep directory does not exist.
+        ValueError: the sweep directories hold no run.
+    """
+    runs = collect_runs(sweep_dirs)
+    if not runs:
+        raise ValueError(
+            f"no run directories (with .hydra/ or metrics.json) in {', '.join(map(str, sweep_dirs))}"
+        )
+    output.mkdir(parents=True, exist_ok=True)
+    columns, rows = table(runs)
+    keys = swept_keys(runs)
+    plots = []
+    if plot_psnr_vs_params(output / "psnr_vs_params.png", rows, keys):
+        plots.append(output / "psnr_vs_params.png")
+    for key in keys:
+        if plot_psnr_by_key(output / f"psnr_by_{_slug(key)}.png", runs, rows, key):
+            plots.append(output / f"psnr_by_{_slug(key)}.png")
+    if plot_loss_curves(output / "loss_curves.png", runs, keys):
+        plots.append(output / "loss_curves.png")
+    write_csv(output / "report.csv", columns, rows)
+    write_markdown(output / "report.md", sweep_dirs, columns, rows, plots)
+    return [output / "report.md", output / "report.csv", *plots]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lpnet.report",
+        description="Tabulate and plot the runs of Hydra sweeps (multirun/<task_name>/<date>/).",
+    )
+    parser.add_argument(
+        "sweep_dirs", nargs="+", type=Path, metavar="SWEEP_DIR", help="a Hydra multirun directory"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the report (default: SWEEP_DIR/report; needed for several)",
+    )
+    args = parser.parse_args(argv)
+    if args.output is None and len(args.sweep_dirs) > 1:
+        parser.error("--output is needed with several sweep directories")
+    output = args.output or args.sweep_dirs[0] / "report"
+    for sweep_dir in args.sweep_dirs:
+        if not sweep_dir.is_dir():
+            parser.error(f"sweep directory {sweep_dir} does not exist")
+        runs = find_runs(sweep_dir)
+        print(f"{sweep_dir}: {len(runs)} runs, {sum((r / 'metrics.json').is_file() for r in runs)} complete")
+    try:
+        written = write_report(args.sweep_dirs, output)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(*(f"wrote {path}" for path in written), sep="\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

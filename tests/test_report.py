@@ -1,0 +1,241 @@
+"""lpnet.report on fake Hydra multirun trees built in tmp_path."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from lpnet.models.complexity import count_params, macs_per_pixel
+from lpnet.models.lpnet import LPNet
+from lpnet.report import main, parse_overrides, read_loss_curves, swept_keys, table, write_report
+
+NET_DEFAULTS = {
+    "num_levels": 5,
+    "widths": None,
+    "width_multiplier": 1.0,
+    "recursions": 5,
+    "share_weights": True,
+    "residual_skip": True,
+    "final_relu": True,
+    "negative_slope": 0.2,
+}
+CSV_HEADER = [
+    "epoch",
+    "lr-Adam",
+    "step",
+    "train/level0/l1",
+    "train/level4/l1",
+    "train/level4/ssim",
+    "train/loss",
+]
+CSV_HEADER += ["val/loss", "val/psnr_y"]
+
+
+def make_run(
+    sweep: Path,
+    num: int,
+    overrides: list[str],
+    net: dict | None = None,
+    psnr: float | None = None,
+    steps: int = 200,
+) -> Path:
+    """One Hydra job directory; ``psnr=None`` leaves it without metrics.json (a failed or running job)."""
+    run = sweep / str(num)
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    net_cfg = {**NET_DEFAULTS, **(net or {})}
+    (run / "config.yaml").write_text(yaml.safe_dump({"task_name": "ablation_x", "model": {"net": net_cfg}}))
+    (run / "csv").mkdir()
+    with (run / "csv" / "metrics.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_HEADER)
+        for step in range(49, steps, 50):
+            loss = 1.0 / (step + 1)
+            writer.writerow([0, 1e-3, step, 2 * loss, loss, loss / 2, 3.5 * loss, "", ""])
+            if step % 100 == 99:  # a validation row: train columns empty
+                writer.writerow([0, "", step, "", "", "", "", 0.1, 20.0])
+    if psnr is not None:
+        lp = LPNet(**net_cfg)
+        metrics = {
+            "val/psnr_y": psnr - 0.5,
+            "val/ssim_y": 0.8,
+            "val/psnr_rgb": psnr - 2,
+            "val/ssim_rgb": 0.75,
+        }
+        metrics |= {"val/psnr_y_best": psnr, "test/psnr_y": psnr + 0.25, "test/ssim_y": 0.81}
+        summary = {"metrics": metrics, "params": count_params(lp), "global_step": steps}
+        summary |= {"wall_time_s": 3725.4, "overrides": overrides}
+        (run / "metrics.json").write_text(json.dumps(summary))
+    return run
+
+
+@pytest.fixture
+def recursion_sweep(tmp_path: Path) -> Path:
+    sweep = tmp_path / "multirun" / "ablation_recursion" / "2026-01-01_00-00-00"
+    for num, (recursions, psnr) in enumerate([(1, 30.0), (3, 31.0), (5, None), (7, 32.0)]):
+        overrides = [f"model.net.recursions={recursions}", "experiment=ablation_recursion", "data=synthetic"]
+        make_run(
+            sweep,
+            num,
+            overrides,
+            net={"recursions": recursions},
+            psnr=psnr,
+            steps=150 if psnr is None else 200,
+        )
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    return sweep
+
+
+def assert_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert min(image.size) > 100
+
+
+def test_report_rows_columns_and_plots(recursion_sweep: Path, tmp_path: Path, capsys):
+    out = tmp_path / "rep"
+    assert main([str(recursion_sweep), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 runs, 3 complete" in printed and f"wrote {out / 'report.md'}" in printed
+
+    with (out / "report.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["run"] for r in rows] == ["0", "1", "2", "3"]
+    assert [r["status"] for r in rows] == ["complete", "complete", "incomplete", "complete"]
+    # Only the key that differs becomes a column; experiment= and data= are the same everywhere.
+    assert "model.net.recursions" in rows[0] and "experiment" not in rows[0] and "data" not in rows[0]
+    assert [r["model.net.recursions"] for r in rows] == ["1", "3", "5", "7"]
+    for row, recursions in zip(rows, [1, 3, 5, 7]):
+        net = LPNet(recursions=recursions)
+        # The failed run still gets params and MACs, from its config.
+        assert int(row["params"]) == count_params(net)
+        assert float(row["macs_per_pixel"]) == pytest.approx(macs_per_pixel(net))
+    assert rows[3]["test/psnr_y"] == "32.25" and rows[2]["test/psnr_y"] == ""
+    assert rows[2]["steps"] == "149" and "no metrics.json" in rows[2]["note"]
+    assert rows[0]["wall_time_s"] == "3725.4"
+
+    md = (out / "report.md").read_text()
+    table_lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert len(table_lines) == 1 + 4
+    assert "model.net.recursions" in table_lines[0] and "test/psnr_y" in table_lines[0]
+    assert "test/psnr_rgb" not in table_lines[0]  # empty in every run: left out of the markdown
+    assert "| 2 | incomplete | 5 | 7,548 |" in md
+    assert "| 1:02:05 |" in md and "26.6k" in md
+    assert "Best test/psnr_y: run `3` with 32.25 dB." in md
+    for name in ("psnr_vs_params.png", "psnr_by_model_net_recursions.png", "loss_curves.png"):
+        assert_png(out / name)
+        assert f"]({name})" in md
+
+
+def test_default_output_is_inside_the_sweep(recursion_sweep: Path):
+    assert main([str(recursion_sweep)]) == 0
+    assert (recursion_sweep / "report" / "report.md").is_file()
+    # A second pass does not take the report directory for a run.
+    assert main([str(recursion_sweep)]) == 0
+    with (recursion_sweep / "report" / "report.csv").open(newline="") as handle:
+        assert [row["run"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
+
+
+def test_dict_sweep_values_become_dotted_columns(tmp_path: Path):
+    sweep = tmp_path / "width"
+    values = ["{width_multiplier:0.5}", "{width_multiplier:2}", "{widths:[16,16,16,16,16]}"]
+    nets = [{"width_multiplier": 0.5}, {"width_multiplier": 2}, {"widths": [16] * 5}]
+    for num, (value, net) in enumerate(zip(values, nets)):
+        make_run(sweep, num, [f"model.net={value}", "experiment=ablation_width"], net=net, psnr=30.0 + num)
+    written = write_report([sweep], tmp_path / "out")
+    columns, rows = table_from(sweep)
+    assert {"model.net.width_multiplier", "model.net.widths"} <= set(columns)
+    # The uniform run did not set the multiplier: its config's value is shown.
+    assert [r["model.net.width_multiplier"] for r in rows] == [0.5, 2, 1.0]
+    assert [r["model.net.widths"] for r in rows] == [None, None, [16] * 5]
+    assert rows[2]["params"] == count_params(LPNet(widths=[16] * 5))
+    # Only the runs that set a key are plotted against it, and one value makes no plot.
+    assert tmp_path / "out" / "psnr_by_model_net_width_multiplier.png" in written
+    assert not (tmp_path / "out" / "psnr_by_model_net_widths.png").exists()
+    for path in written[2:]:
+        assert_png(path)
+
+
+def table_from(sweep: Path):
+    from lpnet.report import collect_runs
+
+    return table(collect_runs([sweep]))
+
+
+def test_several_sweeps_need_output_and_get_prefixed_labels(recursion_sweep: Path, tmp_path: Path):
+    other = tmp_path / "multirun" / "ablation_loss" / "2026-01-02_00-00-00"
+    for num, loss in enumerate(["paper", "l2"]):
+        make_run(other, num, [f"loss={loss}", "experiment=ablation_loss"], psnr=29.0 + num)
+    with pytest.raises(SystemExit):
+        main([str(recursion_sweep), str(other)])
+    out = tmp_path / "both"
+    assert main([str(recursion_sweep), str(other), "--output", str(out)]) == 0
+    with (out / "report.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6
+    assert rows[0]["run"] == "ablation_recursion/2026-01-01_00-00-00/0"
+    assert rows[5]["run"] == "ablation_loss/2026-01-02_00-00-00/1"
+    assert rows[5]["loss"] == "l2" and rows[5]["model.net.recursions"] == "5"  # from its config
+    assert {"experiment", "loss", "model.net.recursions"} <= set(rows[0])
+    assert_png(out / "psnr_by_loss.png")
+
+
+def test_a_single_run_directory_and_bad_input(tmp_path: Path, capsys):
+    run = make_run(tmp_path / "one", 0, ["loss=l1"], psnr=28.0)
+    assert main([str(run), "--output", str(tmp_path / "r1")]) == 0
+    assert "| 0 | complete |" in (tmp_path / "r1" / "report.md").read_text()
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "missing")])
+    assert "missing does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 1
+    assert "no run directories" in capsys.readouterr().err
+
+
+def test_unreadable_files_become_notes(tmp_path: Path):
+    run = make_run(tmp_path / "s", 0, ["loss=l1"], psnr=28.0)
+    make_run(tmp_path / "s", 1, ["loss=l2"], psnr=27.0)
+    (run / "metrics.json").write_text("{not json")
+    broken = make_run(tmp_path / "s", 2, ["loss=l1"], psnr=26.0)
+    (broken / ".hydra" / "overrides.yaml").write_text("- 'loss=[unclosed'\n")
+    (broken / "config.yaml").write_text("model: [unclosed\n")
+    _, rows = table_from(tmp_path / "s")
+    assert rows[0]["status"] == "incomplete" and "unreadable metrics.json" in rows[0]["note"]
+    assert rows[1]["status"] == "complete" and rows[1]["note"] == ""
+    assert rows[2]["status"] == "complete" and rows[2]["params"] == 7548  # from metrics.json
+    assert "unreadable config" in rows[2]["note"] and "unreadable .hydra/overrides.yaml" in rows[2]["note"]
+
+
+def test_parse_overrides():
+    parsed = parse_overrides(["model.net={widths:[2,2],recursions:3}", "loss=l1", "optim.lr=1e-3", "~debug"])
+    assert parsed == {
+        "model.net.widths": [2, 2],
+        "model.net.recursions": 3,
+        "loss": "l1",
+        "optim.lr": 0.001,
+        "debug": "~",
+    }
+
+
+def test_swept_keys_keep_keys_missing_from_some_runs(tmp_path: Path):
+    make_run(tmp_path / "s", 0, ["a=1", "b=2"], psnr=1.0)
+    make_run(tmp_path / "s", 1, ["a=1"], psnr=1.0)
+    from lpnet.report import collect_runs
+
+    assert swept_keys(collect_runs([tmp_path / "s"])) == ["b"]
+
+
+def test_read_loss_curves_skips_blank_cells(tmp_path: Path):
+    run = make_run(tmp_path / "s", 0, [], steps=200)
+    curves = read_loss_curves(run / "csv" / "metrics.csv")
+    assert set(curves) == {"train/loss", "train/level0/l1", "train/level4/l1", "train/level4/ssim"}
+    steps, values = curves["train/level4/l1"]
+    assert steps == [49, 99, 149, 199]
+    assert values == pytest.approx([1 / 50, 1 / 100, 1 / 150, 1 / 200])
