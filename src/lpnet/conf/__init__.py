@@ -1,0 +1,1 @@
+"""Hydra configuration groups (a package so installed copies find them as pkg://lpnet.conf)."""
