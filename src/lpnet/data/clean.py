@@ -1,0 +1,264 @@
+"""Clean images and synthetic training pairs: train with no dataset on disk.
+
+Clean photos come from scikit-image's bundled samples (installed with the package, nothing downloaded) or
+from any folder (``clean_dir``). Each split uses different photos, so validation and test scores measure
+generalisation and compare across runs:
+
+=====  =======================================================================================
+split  scikit-image photos
+=====  =======================================================================================
+train  coffee, rocket, motorcycle (left view), and the greyscale moon, grass, gravel, brick
+val    chelsea (the cat), coins (greyscale)
+test   astronaut, camera (greyscale)
+=====  =======================================================================================
+
+A folder is split by a hash of each file's relative path (stable when files are added elsewhere): about
+10 % test, 10 % val (at least one each), the rest train.
+
+:class:`SyntheticPairs` is a map-style dataset whose sample ``i`` is a pure function of ``(seed, split, i)``:
+a photo, a random scale, crop and flip/rotation (train), then a degradation (rain by default) drawn from a
+``torch.Generator`` seeded by that triple. Validation and test sets use fixed seeds of their own, so they
+are the same whatever the training seed. :class:`SyntheticStream` walks the train samples from any index
+on, in order even with several DataLoader workers, so a resumed run sees the samples it would have seen.
+Samples are dicts ``{"rainy": (3, H, W), "clean": (3, H, W), "key": str}`` in [0, 1], like the paired
+benchmark datasets'.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from lpnet.data._common import as_range
+from lpnet.data.degradations import Degradation, build_degradation
+from lpnet.io import list_images, read_image
+
+SPLITS = ("train", "val", "test")
+SKIMAGE_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("coffee", "rocket", "motorcycle", "moon", "grass", "gravel", "brick"),
+    "val": ("chelsea", "coins"),
+    "test": ("astronaut", "camera"),
+}
+# Validation and test samples are seeded by these, never by the training seed.
+EVAL_SEEDS = {"val": 1_000_001, "test": 2_000_003}
+_SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+
+
+@functools.cache
+def skimage_photo(name: str) -> Tensor:
+    """One of scikit-image's bundled photos (no download) as RGB float32 ``(3, H, W)`` in [0, 1].
+
+    Greyscale photos are repeated to three channels. Cached: each is read once per process.
+
+    Raises:
+        ValueError: ``name`` is not one of the photos of :data:`SKIMAGE_SPLITS`.
+    """
+    import skimage.data  # imported here: only the default clean source needs it
+
+    known = {n for names in SKIMAGE_SPLITS.values() for n in names}
+    if name not in known:
+        raise ValueError(f"unknown scikit-image photo {name!r}; expected one of {sorted(known)}")
+    arr = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+    x = torch.from_numpy(np.ascontiguousarray(arr)).float() / 255.0
+    x = x[None].expand(3, -1, -1) if x.dim() == 2 else x.permute(2, 0, 1)
+    return x.contiguous()
+
+
+def _hash01(text: str) -> float:
+    """A stable number in [0, 1) for a string (md5; not Python's salted hash)."""
+    return int.from_bytes(hashlib.md5(text.encode()).digest()[:8], "big") / 2**64
+
+
+def split_folder(clean_dir: str | os.PathLike, split: str) -> list[Path]:
+    """The images of ``clean_dir`` (recursively) that belong to ``split``; see the module doc.
+
+    Raises:
+        ValueError: the folder does not exist or holds fewer than 3 images.
+    """
+    root = Path(clean_dir)
+    if not root.is_dir():
+        raise ValueError(f"clean_dir {root} is not a folder")
+    files = list_images(root)
+    if len(files) < 3:
+        raise ValueError(
+            f"clean_dir {root} holds {len(files)} images; at least 3 are needed (train/val/test)"
+        )
+    ranked = sorted(files, key=lambda p: _hash01(p.relative_to(root).as_posix()))
+    n_eval = max(1, round(0.1 * len(files)))
+    parts = {"test": ranked[:n_eval], "val": ranked[n_eval : 2 * n_eval], "train": ranked[2 * n_eval :]}
+    return sorted(parts[split])
+
+
+def clean_sources(
+    split: str, clean_dir: str | os.PathLike | None = None
+) -> list[tuple[str, Callable[[], Tensor]]]:
+    """``(name, load)`` for every clean photo of ``split``; ``load()`` gives RGB ``(3, H, W)`` in [0, 1].
+
+    Raises:
+        ValueError: unknown split, or a bad ``clean_dir``.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if clean_dir is None:
+        return [(name, functools.partial(skimage_photo, name)) for name in SKIMAGE_SPLITS[split]]
+    root = Path(clean_dir)
+    return [
+        (p.relative_to(root).with_suffix("").as_posix(), functools.partial(read_image, p))
+        for p in split_folder(root, split)
+    ]
+
+
+def sample_generator(seed: int, split: str, index: int) -> torch.Generator:
+    """A CPU generator seeded from ``(seed, split, index)`` through NumPy's SeedSequence (well mixed)."""
+    state = np.random.SeedSequence([seed, _SPLIT_CODES[split], index]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+
+
+def _randint(high: int, generator: torch.Generator) -> int:
+    return int(torch.randint(high, (1,), generator=generator))
+
+
+class SyntheticPairs(Dataset):
+    """Clean photos degraded on the fly; sample ``i`` is a pure function of ``(seed, split, i)``.
+
+    Args:
+        split: ``train``, ``val`` or ``test`` (each uses different photos).
+        degradation: a name of :data:`lpnet.data.degradations.DEGRADATIONS` or a built :class:`Degradation`.
+        length: number of samples (the epoch length; any ``i >= 0`` can still be drawn by :meth:`sample`).
+        crop_size: side of the square crops, or None for whole photos (batch them one at a time).
+        seed: the sampling seed; defaults to 0 for train and to :data:`EVAL_SEEDS` for val/test.
+        clean_dir: a folder of clean images instead of the scikit-image photos.
+        scale: range of the random downscaling before cropping (train only; val/test use the photos as they
+            are). Downscaling puts more scene in a crop and never blurs like upscaling would.
+        augment: random flips and 90° rotations of the clean photo (rain is added after, so it stays
+            upright); defaults to True for train, False otherwise.
+
+    Raises:
+        ValueError: bad split, length, crop size or scale; a crop larger than a val/test photo.
+    """
+
+    def __init__(
+        self,
+        split: str = "train",
+        degradation: str | Degradation = "rain_heavy",
+        length: int = 1000,
+        crop_size: int | None = 80,
+        seed: int | None = None,
+        clean_dir: str | os.PathLike | None = None,
+        scale: tuple[float, float] = (0.5, 1.0),
+        augment: bool | None = None,
+    ) -> None:
+        self.sources = clean_sources(split, clean_dir)
+        if not isinstance(length, int) or length < 1:
+            raise ValueError(f"length must be a positive integer, got {length!r}")
+        if crop_size is not None and (not isinstance(crop_size, int) or crop_size < 8):
+            raise ValueError(f"crop_size must be an integer >= 8 or None (whole photos), got {crop_size!r}")
+        self.split = split
+        self.degrade = build_degradation(degradation) if isinstance(degradation, str) else degradation
+        self.length = length
+        self.crop_size = crop_size
+        self.seed = (0 if split == "train" else EVAL_SEEDS[split]) if seed is None else int(seed)
+        self.scale = as_range("scale", scale, 0.05, 1.0) if split == "train" else (1.0, 1.0)
+        self.augment = (split == "train") if augment is None else bool(augment)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} samples")
+        return self.sample(index)[0]
+
+    def sample(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Sample ``index`` (any ``index >= 0``) and the parameters that made it (JSON-serialisable)."""
+        g = sample_generator(self.seed, self.split, index)
+        # Train draws its photo; val/test cycle through theirs so every photo is scored equally.
+        k = _randint(len(self.sources), g) if self.split == "train" else index % len(self.sources)
+        name, load = self.sources[k]
+        clean = load()
+        info: dict[str, Any] = {"photo": name}
+        lo, hi = self.scale
+        s = lo + (hi - lo) * float(torch.rand((), generator=g))
+        if self.crop_size is not None:
+            # Crop the region that becomes the crop once scaled by s, then resize only that region.
+            h, w = clean.shape[-2:]
+            region = min(round(self.crop_size / s), h, w)
+            if region < self.crop_size:
+                raise ValueError(
+                    f"{self.split} photo {name} {(h, w)} is smaller than crop_size {self.crop_size}"
+                )
+            top, left = _randint(h - region + 1, g), _randint(w - region + 1, g)
+            clean = clean[:, top : top + region, left : left + region]
+            info["crop"] = [top, left, region]
+            size = (self.crop_size, self.crop_size)
+        else:
+            size = (round(clean.shape[-2] * s), round(clean.shape[-1] * s))
+        if tuple(clean.shape[-2:]) != size:
+            clean = F.interpolate(
+                clean[None], size=size, mode="bilinear", antialias=True, align_corners=False
+            )[0]
+        if self.augment:
+            flip, rot = _randint(2, g), _randint(4, g)
+            clean = torch.rot90(clean.flip(-1) if flip else clean, rot, (-2, -1))
+            info.update(flip=flip, rot90=rot)
+        clean = clean.clamp(0, 1).contiguous()
+        degraded, params = self.degrade(clean[None], g)
+        key = f"{self.split}-{Path(name).name}-{index:07d}"
+        return {"rainy": degraded[0], "clean": clean, "key": key}, {"key": key, **info, **params[0]}
+
+
+class SyntheticStream(IterableDataset):
+    """The samples of a :class:`SyntheticPairs`, from ``start`` on, without end and in index order.
+
+    With ``W`` DataLoader workers, worker ``w`` renders the index blocks ``w, w + W, ...`` of ``batch_size``
+    samples; the DataLoader takes batches from its workers in turn, so batch ``j`` always holds samples
+    ``start + j * batch_size ...`` whatever ``W``. To resume after ``n`` optimiser steps, pass
+    ``start = n * batch_size`` and the same ``batch_size`` as the DataLoader.
+    """
+
+    def __init__(self, pairs: SyntheticPairs, start: int = 0, batch_size: int = 1) -> None:
+        if start < 0 or batch_size < 1:
+            raise ValueError(f"start must be >= 0 and batch_size >= 1, got {start} and {batch_size}")
+        self.pairs, self.start, self.batch_size = pairs, start, batch_size
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        block, step = (0, 1) if info is None else (info.id, info.num_workers)
+        while True:
+            first = self.start + block * self.batch_size
+            for index in range(first, first + self.batch_size):
+                yield self.pairs.sample(index)[0]
+            block += step
+
+
+def synthetic_datasets(
+    degradation: str | Degradation = "rain_heavy",
+    seed: int = 0,
+    clean_dir: str | os.PathLike | None = None,
+    crop_size: int = 80,
+    train_length: int = 100_000,
+    val_length: int = 8,
+    test_length: int = 16,
+    eval_crop_size: int | None = None,
+) -> dict[str, SyntheticPairs]:
+    """Train, val and test :class:`SyntheticPairs` with the usual choices.
+
+    Train: ``crop_size`` crops seeded by ``seed``. Val and test: whole photos (or ``eval_crop_size``
+    crops) with the fixed :data:`EVAL_SEEDS`, so their scores compare across runs.
+    """
+    degrade = build_degradation(degradation) if isinstance(degradation, str) else degradation
+    return {
+        "train": SyntheticPairs("train", degrade, train_length, crop_size, seed, clean_dir),
+        "val": SyntheticPairs("val", degrade, val_length, eval_crop_size, None, clean_dir),
+        "test": SyntheticPairs("test", degrade, test_length, eval_crop_size, None, clean_dir),
+    }

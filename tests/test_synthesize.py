@@ -1,0 +1,97 @@
+"""python -m lpnet.synthesize: the benchmark layout, params.json, refusals, determinism, the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import lpnet
+from lpnet.io import read_image
+from lpnet.synthesize import main, synthesize
+
+CONF_DIR = str(Path(lpnet.__file__).parent / "conf")
+
+
+def _cfg(*overrides: str):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="synthesize", overrides=list(overrides))
+
+
+def test_writes_pairs_and_params(tmp_path):
+    out = tmp_path / "set"
+    synthesize(
+        _cfg(
+            "preset=light", f"output={out}", "count=3", "seed=5", "crop_size=64", "degradation.angle=[10,10]"
+        )
+    )
+    assert sorted(p.name for p in (out / "rain").iterdir()) == [
+        "rain-001.png",
+        "rain-002.png",
+        "rain-003.png",
+    ]
+    assert sorted(p.name for p in (out / "norain").iterdir()) == [
+        "norain-001.png",
+        "norain-002.png",
+        "norain-003.png",
+    ]
+    meta = json.loads((out / "params.json").read_text())
+    assert meta["degradation"] == "rain_light" and meta["seed"] == 5
+    assert meta["config"]["angle"] == [10.0, 10.0]
+    assert len(meta["samples"]) == 3
+    for i, sample in enumerate(meta["samples"], start=1):
+        assert sample["rain"] == f"rain/rain-{i:03d}.png" and sample["kind"] == "rain"
+        assert sample["angle"] == 10.0
+        rainy, clean = read_image(out / sample["rain"]), read_image(out / sample["norain"])
+        assert rainy.shape == clean.shape == (3, 64, 64)
+        assert (rainy - clean).mean() > 0.002  # rain adds light
+
+
+def test_same_seed_same_files(tmp_path):
+    for name in ("a", "b"):
+        synthesize(_cfg(f"output={tmp_path / name}", "count=2", "seed=1", "crop_size=48"))
+    for sub in ("rain/rain-001.png", "norain/norain-002.png", "params.json"):
+        assert (tmp_path / "a" / sub).read_bytes() == (tmp_path / "b" / sub).read_bytes()
+
+
+def test_refuses_non_empty_folder_unless_overwrite(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    cfg = _cfg(f"output={tmp_path}", "count=1", "crop_size=32", "degradation=noise")
+    with pytest.raises(ValueError, match=r"not empty.*overwrite=true"):
+        synthesize(cfg)
+    assert not (tmp_path / "rain").exists()
+    synthesize(_cfg(f"output={tmp_path}", "count=1", "crop_size=32", "degradation=noise", "overwrite=true"))
+    assert (tmp_path / "rain" / "rain-001.png").is_file() and (tmp_path / "keep.txt").is_file()
+
+
+def test_setting_errors(tmp_path):
+    with pytest.raises(ValueError, match="cannot combine"):
+        synthesize(_cfg(f"output={tmp_path / 'x'}", "preset=heavy", "degradation=haze"))
+    with pytest.raises(ValueError, match="preset must be one of"):
+        synthesize(_cfg(f"output={tmp_path / 'x'}", "preset=drizzle"))
+    with pytest.raises(ValueError, match="count"):
+        synthesize(_cfg(f"output={tmp_path / 'x'}", "count=0"))
+
+
+def test_whole_test_photos_by_default(tmp_path):
+    synthesize(_cfg(f"output={tmp_path}", "count=1", "degradation=noise"))
+    clean = read_image(tmp_path / "norain" / "norain-001.png")
+    assert clean.shape == (3, 512, 512)  # astronaut, the first test photo
+    noisy = read_image(tmp_path / "rain" / "rain-001.png")
+    assert float((noisy - clean).std() * 255) == pytest.approx(25, rel=0.1)
+    assert torch.equal(clean, read_image(tmp_path / "norain" / "norain-001.png"))
+
+
+def test_cli_leaves_nothing_in_the_working_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["lpnet.synthesize", "output=out", "count=1", "crop_size=32", "degradation=noise"]
+    monkeypatch.setattr(sys, "argv", argv)
+    main()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no .hydra/, outputs/ or log file
+    assert (tmp_path / "out" / "rain" / "rain-001.png").is_file()
+    with pytest.raises(SystemExit, match=r"^lpnet.synthesize: output out is not empty"):
+        main()
