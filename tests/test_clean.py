@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
 
 from lpnet.data.clean import (
     SKIMAGE_SPLITS,
     SyntheticPairs,
-    SyntheticStream,
     clean_sources,
     skimage_photo,
     split_folder,
@@ -72,7 +70,7 @@ class TestSyntheticPairs:
 
     def test_train_draws_only_train_photos(self):
         pairs = SyntheticPairs("train", "noise", length=40, crop_size=32)
-        photos = {pairs.sample(i)[1]["photo"] for i in range(40)}
+        photos = {pairs.sample_with_params(i)[1]["photo"] for i in range(40)}
         assert photos <= set(SKIMAGE_SPLITS["train"]) and len(photos) >= 4
 
     def test_eval_sets_are_fixed_whatever_the_training_seed(self):
@@ -99,19 +97,4 @@ class TestSyntheticPairs:
         with pytest.raises(ValueError, match="unknown degradation"):
             SyntheticPairs(degradation="snow")
         with pytest.raises(ValueError, match="smaller than crop_size"):
-            SyntheticPairs("val", "noise", crop_size=400).sample(1)  # coins is 303×384
-
-
-class TestSyntheticStream:
-    def test_order_is_kept_across_workers_and_resumes(self):
-        pairs = SyntheticPairs("train", "noise", length=1, crop_size=16)
-        loader = DataLoader(SyntheticStream(pairs, start=0, batch_size=3), batch_size=3, num_workers=2)
-        batches = [b for _, b in zip(range(4), loader, strict=False)]
-        expected = [pairs.sample(k)[0] for k in range(12)]
-        for j, batch in enumerate(batches):
-            for i in range(3):
-                assert batch["key"][i] == expected[3 * j + i]["key"]
-                assert torch.equal(batch["rainy"][i], expected[3 * j + i]["rainy"])
-        resumed = next(iter(DataLoader(SyntheticStream(pairs, start=6, batch_size=3), batch_size=3)))
-        assert resumed["key"] == batches[2]["key"]
-        assert torch.equal(resumed["clean"], batches[2]["clean"])
+            SyntheticPairs("val", "noise", crop_size=400)[1]  # coins is 303×384

@@ -11,9 +11,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from test_datasets import OFFSET, coordinate_image, write
+from torch.utils.data import DataLoader
 
-from lpnet.data.datamodule import RainDataModule
-from lpnet.data.datasets import PairedImageDataset
+from lpnet.data.datamodule import RainDataModule, benchmark_datamodule, synthetic_datamodule
+from lpnet.data.datasets import PairedImageDataset, TrainStream
 from lpnet.data.layouts import find_pairs
 
 CONFIG = Path(__file__).resolve().parents[1] / "src" / "lpnet" / "conf" / "data" / "benchmark.yaml"
@@ -146,7 +147,8 @@ def test_ready_made_sources_replace_folders(tmp_path):
 def test_benchmark_config_instantiates_with_every_key(tmp_path):
     config = OmegaConf.load(CONFIG)
     params = set(inspect.signature(RainDataModule.__init__).parameters) - {"self"}
-    assert set(config) - {"_target_"} == params
+    sources = {"train_source", "val_source", "test_source"}  # the synthetic factory's business
+    assert set(config) - {"_target_"} == params - sources | {"fallback", "synthetic"}
     root = official_tree(tmp_path)
     full = OmegaConf.create({"seed": 11, "paths": {"data_dir": str(root)}, "data": config})
     dm = instantiate(full.data, num_workers=0, crop_size=8)
@@ -222,3 +224,37 @@ def test_resume_with_gradient_accumulation(tmp_path):
         datamodule(), max_steps=4, ckpt_path=tmp_path / "step2.ckpt", accumulate_grad_batches=2
     ).seen
     assert len(straight) == 8 and [s[1:] for s in resumed] == [s[1:] for s in straight[4:]]
+
+
+class TestSyntheticAndFallback:
+    def test_synthetic_module_streams_resumable_crops(self):
+        dm = synthetic_datamodule(
+            "rain_light", crop_size=16, batch_size=3, seed=5, val_length=2, test_length=2
+        )
+        dm.setup("fit")
+        stream = iter(dm.train_dataloader())
+        batches = [next(stream) for _ in range(3)]
+        assert batches[0]["rainy"].shape == (3, 3, 16, 16)
+        resumed = TrainStream(dm.train_set, dm.seed, 3, start_batch=2)
+        first = next(iter(DataLoader(resumed, batch_size=3)))
+        assert first["key"] == batches[2]["key"]
+        assert torch.equal(first["rainy"], batches[2]["rainy"])
+        assert len(dm.val_set) == 2 and dm.val_set[0]["rainy"].dim() == 3
+
+    def test_missing_benchmark_falls_back_loudly(self, tmp_path, caplog):
+        with pytest.warns(UserWarning, match="SYNTHETIC rain"):
+            dm = benchmark_datamodule(
+                fallback="rain_heavy", root=tmp_path / "nope", train_dir="train", batch_size=2
+            )
+        assert dm.train_set is not None and dm.root is None
+        assert "data.fallback=null" in caplog.text
+
+    def test_present_benchmark_is_used(self, tmp_path):
+        root = official_tree(tmp_path)
+        dm = benchmark_datamodule(fallback="rain_heavy", root=root, train_dir="train", test_dir="test")
+        assert dm.root == root and dm.train_set is None
+
+    def test_no_fallback_is_an_error_that_says_where_to_get_data(self, tmp_path):
+        dm = benchmark_datamodule(fallback=None, root=tmp_path / "nope", train_dir="train")
+        with pytest.raises((FileNotFoundError, ValueError), match="nope"):
+            dm.setup("fit")

@@ -62,7 +62,7 @@ def synthesize(cfg: DictConfig) -> Path:
     digits = max(3, len(str(count)))
     records = []
     for index in tqdm(range(count), desc=f"{degrade.name} → {out}", unit="pair"):
-        sample, params = pairs.sample(index)
+        sample, params = pairs.sample_with_params(index)
         stem = f"{index + 1:0{digits}d}"
         write_image(out / "rain" / f"rain-{stem}.png", sample["rainy"])
         write_image(out / "norain" / f"norain-{stem}.png", sample["clean"])

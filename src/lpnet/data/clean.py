@@ -18,8 +18,9 @@ A folder is split by a hash of each file's relative path (stable when files are 
 :class:`SyntheticPairs` is a map-style dataset whose sample ``i`` is a pure function of ``(seed, split, i)``:
 a photo, a random scale, crop and flip/rotation (train), then a degradation (rain by default) drawn from a
 ``torch.Generator`` seeded by that triple. Validation and test sets use fixed seeds of their own, so they
-are the same whatever the training seed. :class:`SyntheticStream` walks the train samples from any index
-on, in order even with several DataLoader workers, so a resumed run sees the samples it would have seen.
+are the same whatever the training seed. As a :class:`lpnet.data.datasets.SampleSource` it feeds the
+same resumable :class:`~lpnet.data.datasets.TrainStream` as the benchmark folders, so a resumed run sees the
+samples it would have seen, whatever the number of workers or processes.
 Samples are dicts ``{"rainy": (3, H, W), "clean": (3, H, W), "key": str}`` in [0, 1], like the paired
 benchmark datasets'.
 """
@@ -29,7 +30,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset
 
 from lpnet.data._common import as_range
 from lpnet.data.degradations import Degradation, build_degradation
@@ -177,9 +178,16 @@ class SyntheticPairs(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} samples")
-        return self.sample(index)[0]
+        return self.sample(index)
 
-    def sample(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    def sample(self, index: int, rng: np.random.Generator | None = None) -> dict[str, Any]:
+        """Sample ``index`` (any ``index >= 0``), the :class:`~lpnet.data.datasets.SampleSource` way.
+
+        ``rng`` is not used: the sample is already a pure function of ``(seed, split, index)``.
+        """
+        return self.sample_with_params(index)[0]
+
+    def sample_with_params(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """Sample ``index`` (any ``index >= 0``) and the parameters that made it (JSON-serialisable)."""
         g = sample_generator(self.seed, self.split, index)
         # Train draws its photo; val/test cycle through theirs so every photo is scored equally.
@@ -215,30 +223,6 @@ class SyntheticPairs(Dataset):
         degraded, params = self.degrade(clean[None], g)
         key = f"{self.split}-{Path(name).name}-{index:07d}"
         return {"rainy": degraded[0], "clean": clean, "key": key}, {"key": key, **info, **params[0]}
-
-
-class SyntheticStream(IterableDataset):
-    """The samples of a :class:`SyntheticPairs`, from ``start`` on, without end and in index order.
-
-    With ``W`` DataLoader workers, worker ``w`` renders the index blocks ``w, w + W, ...`` of ``batch_size``
-    samples; the DataLoader takes batches from its workers in turn, so batch ``j`` always holds samples
-    ``start + j * batch_size ...`` whatever ``W``. To resume after ``n`` optimiser steps, pass
-    ``start = n * batch_size`` and the same ``batch_size`` as the DataLoader.
-    """
-
-    def __init__(self, pairs: SyntheticPairs, start: int = 0, batch_size: int = 1) -> None:
-        if start < 0 or batch_size < 1:
-            raise ValueError(f"start must be >= 0 and batch_size >= 1, got {start} and {batch_size}")
-        self.pairs, self.start, self.batch_size = pairs, start, batch_size
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        block, step = (0, 1) if info is None else (info.id, info.num_workers)
-        while True:
-            first = self.start + block * self.batch_size
-            for index in range(first, first + self.batch_size):
-                yield self.pairs.sample(index)[0]
-            block += step
 
 
 def synthetic_datasets(

@@ -15,6 +15,7 @@ Where pairs come from (per split): a ready-made dataset (``train_source`` / ``va
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,9 +26,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lpnet.data.clean import synthetic_datasets
 from lpnet.data.datasets import PairedImageDataset, SampleSource, TrainStream
+from lpnet.data.degradations import Degradation
 from lpnet.data.layouts import Pair, find_pairs
 
+log = logging.getLogger(__name__)
 _SPLIT_STREAM = 2  # seed stream of the train/val split (0, 1: datasets.py)
 
 WHERE_TO_GET_DATA = """\
@@ -208,3 +212,66 @@ class RainDataModule(L.LightningDataModule):
                 + "; the training stream will not continue the original one",
                 stacklevel=2,
             )
+
+
+def synthetic_datamodule(
+    degradation: str | Degradation = "rain_heavy",
+    clean_dir: str | Path | None = None,
+    crop_size: int = 80,
+    batch_size: int = 10,
+    num_workers: int = 0,
+    seed: int = 0,
+    val_length: int = 8,
+    test_length: int = 16,
+    eval_crop_size: int | None = None,
+) -> RainDataModule:
+    """Train on clean photos degraded on the fly (no dataset on disk); see :mod:`lpnet.data.clean`.
+
+    Training crops come from the endless seeded stream (resumable like the benchmark folders); val and
+    test are fixed, seeded sets of other photos, so their scores compare across runs.
+    """
+    sets = synthetic_datasets(
+        degradation, seed, clean_dir, crop_size, val_length=val_length, test_length=test_length,
+        eval_crop_size=eval_crop_size,
+    )  # fmt: skip
+    return RainDataModule(
+        crop_size=crop_size,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        seed=seed,
+        train_source=sets["train"],
+        val_source=sets["val"],
+        test_source=sets["test"],
+    )
+
+
+def benchmark_datamodule(
+    fallback: str | Degradation | None = None,
+    synthetic: Mapping[str, Any] | None = None,
+    **benchmark: Any,
+) -> RainDataModule:
+    """The benchmark under ``root`` when its training folder exists, else synthetic rain (loudly).
+
+    Args:
+        fallback: the degradation to synthesise when the benchmark is missing (e.g. ``rain_heavy`` for
+            Rain100H); None makes a missing benchmark an error that says where to get it.
+        synthetic: extra :func:`synthetic_datamodule` arguments for the fallback (``clean_dir``, ...).
+        **benchmark: :class:`RainDataModule` arguments (``root``, ``train_dir``, ...).
+    """
+    module = RainDataModule(**benchmark)
+    train_dir = module.dirs["train"]
+    root = module.root
+    expected = Path(train_dir) if train_dir is not None and Path(train_dir).is_absolute() else None
+    if expected is None and root is not None:
+        expected = root / train_dir if train_dir is not None else root
+    if fallback is None or (expected is not None and expected.is_dir()):
+        return module
+    message = (
+        f"benchmark training data not found at {expected}: training on SYNTHETIC rain ({fallback}) instead.\n"
+        f"Scores will not be comparable with published ones. {WHERE_TO_GET_DATA}\n"
+        "Set data.fallback=null to make a missing benchmark an error."
+    )
+    log.warning("\n%s\n%s\n%s", "!" * 100, message, "!" * 100)
+    warnings.warn(message, UserWarning, stacklevel=2)
+    shared = {k: benchmark[k] for k in ("crop_size", "batch_size", "num_workers", "seed") if k in benchmark}
+    return synthetic_datamodule(fallback, **shared, **(synthetic or {}))
