@@ -7,30 +7,10 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from torch import Tensor
 
 from lpnet.io import write_image
-
-
-def comparison_grid(rainy: Tensor, derained: Tensor, clean: Tensor, levels: list[Tensor]) -> Tensor:
-    """One picture: ``rainy | derained | clean`` on top, every pyramid output (coarsest first) below.
-
-    Args:
-        rainy, derained, clean: ``(3, H, W)`` in [0, 1].
-        levels: LPNet's outputs for this image, each ``(3, h, w)``; shown enlarged (nearest) to ``H × W``
-            and tiled three per row under the comparison.
-
-    Returns:
-        ``(3, H', W')`` image in [0, 1].
-    """
-    h, w = rainy.shape[-2:]
-    top = torch.cat([rainy, derained, clean], dim=-1)
-    tiles = [F.interpolate(lv[None].clamp(0, 1), size=(h, w), mode="nearest")[0] for lv in levels]
-    tiles += [torch.zeros_like(rainy)] * (-len(tiles) % 3)
-    rows = [torch.cat(tiles[i : i + 3], dim=-1) for i in range(0, len(tiles), 3)]
-    return torch.cat([top, *rows], dim=-2)
+from lpnet.visualize import comparison_grid
 
 
 class ImageLogger(L.Callback):

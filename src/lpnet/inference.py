@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from lpnet.io import (
     read_image_decoded,
     write_image,
 )
+from lpnet.models.fast import optimize_for_inference
 from lpnet.models.lpnet import LPNet, Subnet
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
@@ -140,7 +142,12 @@ def _check_tiling(tile: int, overlap: int | None, batch_size: int) -> None:
 
 
 def derain_tiled(
-    net: LPNet, x: Tensor, tile: int = 512, overlap: int | None = None, batch_size: int = 1
+    net: LPNet,
+    x: Tensor,
+    tile: int = 512,
+    overlap: int | None = None,
+    batch_size: int = 1,
+    derain_fn: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Derain images tile by tile, equal to ``net.derain(x)`` on the whole image.
 
@@ -157,6 +164,8 @@ def derain_tiled(
         overlap: context pixels per side; None takes :func:`receptive_field_radius` (236 for the official
             model), which makes the result exact. Smaller values trade accuracy for speed.
         batch_size: tiles per network call.
+        derain_fn: what runs a window; default ``net.derain`` (e.g. a :class:`~lpnet.models.fast.FastLPNet`'s
+            ``derain``, which computes the same numbers faster on the CPU).
 
     Returns:
         The finest output, ``(B, 3, H, W)`` on ``x``'s device and dtype, *not* clipped (like
@@ -175,6 +184,7 @@ def derain_tiled(
         overlap = receptive_field_radius(net)
     align = 2 ** (net.num_levels - 1)
     device, dtype = _net_device_dtype(net)
+    derain_fn = derain_fn or net.derain
     rows = _spans(x.shape[-2], tile, overlap, align)
     cols = _spans(x.shape[-1], tile, overlap, align)
 
@@ -191,7 +201,7 @@ def derain_tiled(
             for first in range(0, len(jobs), batch_size):
                 chunk = jobs[first : first + batch_size]
                 windows = torch.stack([x[b, :, r.window, c.window] for b, r, c in chunk])
-                result = net.derain(windows.to(device=device, dtype=dtype))
+                result = derain_fn(windows.to(device=device, dtype=dtype))
                 for (b, r, c), y in zip(chunk, result, strict=True):
                     out[b, :, r.keep, c.keep].copy_(y[:, r.keep_in_window, c.keep_in_window])
     return out
@@ -276,6 +286,9 @@ class Derainer:
         self.tile = tile
         self.overlap = receptive_field_radius(self.net) if overlap is None else overlap
         self.batch_size = batch_size
+        # The fast path computes the same numbers (within 1e-5) about 3x faster on the CPU and hands
+        # other devices and dtypes to LPNet.forward itself (lpnet.models.fast; `python -m lpnet.bench`).
+        self.fast = optimize_for_inference(self.net)
 
     def __repr__(self) -> str:
         return (
@@ -292,7 +305,8 @@ class Derainer:
         if x.dim() not in (3, 4) or x.shape[-3] != 3:
             raise ValueError(f"expected a (3, H, W) or (B, 3, H, W) tensor, got {tuple(x.shape)}")
         batch = x if x.dim() == 4 else x[None]
-        y = derain_tiled(self.net, batch, self.tile, self.overlap, self.batch_size).clamp_(0, 1)
+        y = derain_tiled(self.net, batch, self.tile, self.overlap, self.batch_size, self.fast.derain)
+        y = y.clamp_(0, 1)
         return y if x.dim() == 4 else y[0]
 
     def derain_decoded(self, image: DecodedImage) -> Tensor:

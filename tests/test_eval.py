@@ -1,0 +1,66 @@
+"""`python -m lpnet.eval` scores checkpoints like the deraining papers do."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import PROJECT_ROOT, write_pair_tree
+
+from lpnet.checkpoint import save_checkpoint
+from lpnet.convert import main as convert
+from lpnet.models.lpnet import LPNet
+
+# Official README table: light_model on the three Rain100L-style samples (Y PSNR / SSIM).
+LIGHT = {"rain-001": (34.97, 0.9637), "rain-002": (35.49, 0.9478), "rain-003": (33.17, 0.9602)}
+
+
+def run_eval(*overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    cmd = [sys.executable, "-m", "lpnet.eval", *overrides]
+    return subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.official
+def test_official_light_weights_reproduce_the_table(official_dir, tmp_path):
+    assert convert([str(official_dir / "weights" / "light_model"), str(tmp_path / "light.pt")]) == 0
+    out = tmp_path / "eval"
+    result = run_eval(
+        f"ckpt_path={tmp_path / 'light.pt'}", f"data.root={official_dir / 'test'}", f"hydra.run.dir={out}",
+        "save_outputs=true",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["key"]: row for row in csv.DictReader((out / "per_image.csv").open())}
+    assert sorted(rows) == sorted(LIGHT)
+    for key, (psnr, ssim) in LIGHT.items():
+        assert float(rows[key]["psnr_y"]) == pytest.approx(psnr, abs=0.01), key
+        assert float(rows[key]["ssim_y"]) == pytest.approx(ssim, abs=0.0005), key
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["metrics"]["test/psnr_y"] == pytest.approx(sum(p for p, _ in LIGHT.values()) / 3, abs=0.01)
+    assert summary["images"] == 3 and summary["layout"] == "rain_norain"
+    assert sorted(p.name for p in (out / "outputs").iterdir()) == [f"{k}.png" for k in sorted(LIGHT)]
+    assert "mean" in result.stdout and "34.5" in result.stdout
+
+
+def test_missing_root_names_the_path(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", LPNet())
+    result = run_eval(
+        f"ckpt_path={tmp_path / 'm.pt'}", f"data.root={tmp_path / 'absent'}", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode != 0
+    assert "absent" in result.stderr
+
+
+def test_trained_style_checkpoint_on_generic_layout(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", LPNet())
+    root = write_pair_tree(tmp_path / "pairs", count=2, size=(24, 30))
+    out = tmp_path / "eval"
+    result = run_eval(f"ckpt_path={tmp_path / 'm.pt'}", f"data.root={root}", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert [r["key"] for r in rows] == ["rain-001", "rain-002"]
+    assert all(0 < float(r["ssim_y"]) <= 1 for r in rows)
