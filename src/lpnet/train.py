@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from lpnet.io import atomic_write
@@ -74,6 +74,9 @@ def train(cfg: DictConfig) -> float | None:
             "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
         }
         write_json(output_dir / "metrics.json", summary)
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):  # each run of a multirun must be its own W&B run
+            logger.experiment.finish()
     value = metrics.get(cfg.get("optimized_metric"))
     return float(value) if value is not None else None
 

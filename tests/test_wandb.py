@@ -1,0 +1,88 @@
+"""W&B logging, offline: what a sweep's runs share, read back from the offline run files."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from test_train import small_run
+
+from lpnet.loggers import wandb_has_credentials, wandb_logger
+from lpnet.train import train
+
+
+def read_offline_run(path: Path) -> list:
+    """The records of an offline ``run-*.wandb`` file (W&B's LevelDB-style log of protobuf records)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    block, pos, chunks, partial = 32768, 7, [], b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # block trailer padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind == 1:  # full
+            chunks.append(chunk)
+        elif kind in (2, 3):  # first, middle
+            partial += chunk
+        elif kind == 4:  # last
+            chunks.append(partial + chunk)
+            partial = b""
+    records = []
+    for chunk in chunks:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(chunk)
+        records.append(record)
+    return records
+
+
+def item_keys(items) -> set[str]:
+    return {item.key or "/".join(item.nested_key) for item in items}
+
+
+def test_offline_run_records_group_tags_config_and_metrics(tiny_benchmark, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    out = tmp_path / "run"
+    cfg = small_run(
+        tiny_benchmark, out, "logger=wandb", "task_name=ablation_test", "tags=[ablation,unit]",
+        "model.net.recursions=2", "test=false",
+    )  # fmt: skip
+    train(cfg)
+    runs = list(out.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(runs) == 1, "one finished offline run per training run"
+    records = read_offline_run(runs[0])
+    run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+    assert run.run_group == "ablation_test"
+    assert {"ablation", "unit"} <= set(run.tags)
+    config = set().union(
+        *(item_keys(r.config.update) for r in records if r.WhichOneof("record_type") == "config")
+    )
+    assert {"model", "data", "trainer"} <= config
+    history = set().union(
+        *(item_keys(r.history.item) for r in records if r.WhichOneof("record_type") == "history")
+    )
+    assert {"train/loss", "val/psnr_y", "val/ssim_y", "train/level4/ssim"} <= history
+    assert any(r.WhichOneof("record_type") == "exit" for r in records), "the run was finished"
+    assert list(runs[0].parent.glob("files/media/images/val/*.png")), "image panels"
+
+
+def test_mode_follows_environment_and_credentials(monkeypatch, tmp_path):
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert not wandb_has_credentials()
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert wandb_logger(project="x", save_dir=str(tmp_path))._offline is True
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    assert wandb_has_credentials()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_logger(project="x", save_dir=str(tmp_path))._offline is True
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
