@@ -17,6 +17,7 @@ from lpnet.models.lpnet import LPNet
 
 # Official README table: light_model on the three Rain100L-style samples (Y PSNR / SSIM).
 LIGHT = {"rain-001": (34.97, 0.9637), "rain-002": (35.49, 0.9478), "rain-003": (33.17, 0.9602)}
+RAINY = {"rain-001": (27.30, 0.8582), "rain-002": (28.99, 0.8638), "rain-003": (22.41, 0.7460)}
 
 
 def run_eval(*overrides: str) -> subprocess.CompletedProcess:
@@ -39,6 +40,8 @@ def test_official_light_weights_reproduce_the_table(official_dir, tmp_path):
     for key, (psnr, ssim) in LIGHT.items():
         assert float(rows[key]["psnr_y"]) == pytest.approx(psnr, abs=0.01), key
         assert float(rows[key]["ssim_y"]) == pytest.approx(ssim, abs=0.0005), key
+        assert float(rows[key]["input_psnr_y"]) == pytest.approx(RAINY[key][0], abs=0.01), key
+        assert float(rows[key]["input_ssim_y"]) == pytest.approx(RAINY[key][1], abs=0.0005), key
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["metrics"]["test/psnr_y"] == pytest.approx(sum(p for p, _ in LIGHT.values()) / 3, abs=0.01)
     assert summary["images"] == 3 and summary["layout"] == "rain_norain"

@@ -28,13 +28,24 @@ from lpnet.train import write_json
 SCORES = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 
 
+COLUMNS = (*SCORES, "input_psnr_y", "input_ssim_y")
+
+
 def format_table(rows: list[dict[str, Any]], mean: dict[str, float]) -> str:
-    """A plain-text table: one line per image, then the mean."""
-    lines = [f"{'image':<24}" + "".join(f"{name:>10}" for name in SCORES)]
+    """A plain-text table: one line per image, then the mean (``input_*``: the rainy input's scores)."""
+    lines = [f"{'image':<24}" + "".join(f"{name:>13}" for name in COLUMNS)]
     for row in [*rows, {"key": "mean", **mean}]:
-        cells = "".join(f"{row[name]:>10.4f}" for name in SCORES)
+        cells = "".join(f"{row[name]:>13.4f}" for name in COLUMNS)
         lines.append(f"{row['key']:<24}{cells}")
     return "\n".join(lines)
+
+
+def score(metrics, pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """One image's scores from a fresh ``deraining_metrics`` collection."""
+    metrics.update(pred, target)
+    values = {name: float(value) for name, value in metrics.compute().items()}
+    metrics.reset()
+    return values
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -51,15 +62,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     for sample in tqdm(dataset, desc=f"eval {root.name}", unit="img"):
         rainy, clean = sample["rainy"][None], sample["clean"][None]
         derained = derainer.derain_tensor(rainy).clamp(0, 1).cpu()
-        metrics.update(derained, clean)
-        rows.append({"key": sample["key"], **{k: float(v) for k, v in metrics.compute().items()}})
-        metrics.reset()
+        before = score(metrics, rainy, clean)
+        row = {"key": sample["key"], **score(metrics, derained, clean)}
+        rows.append(row | {"input_psnr_y": before["psnr_y"], "input_ssim_y": before["ssim_y"]})
         if cfg.save_outputs:
             write_image(output_dir / "outputs" / f"{sample['key']}.png", derained[0])
-    mean = {name: sum(row[name] for row in rows) / len(rows) for name in SCORES}
+    mean = {name: sum(row[name] for row in rows) / len(rows) for name in COLUMNS}
 
     buffer = _stdio.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["key", *SCORES])
+    writer = csv.DictWriter(buffer, fieldnames=["key", *COLUMNS])
     writer.writeheader()
     writer.writerows(rows)
     with atomic_write(output_dir / "per_image.csv") as tmp:
@@ -67,7 +78,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     write_json(
         output_dir / "metrics.json",
         {
-            "metrics": {f"test/{name}": value for name, value in mean.items()},
+            "metrics": {f"test/{name}": mean[name] for name in SCORES},
+            "rainy_input": {
+                f"test/{name[len('input_') :]}": mean[name] for name in COLUMNS if name.startswith("input_")
+            },
             "images": len(rows),
             "ckpt_path": str(cfg.ckpt_path),
             "data_root": str(cfg.data.root),
