@@ -395,7 +395,7 @@ class Derainer:
                     summary.written.append(dst)
                 except ImageReadError as err:  # its message already names the file
                     error = str(err)
-                except (OSError, ValueError, torch.OutOfMemoryError) as err:
+                except (OSError, ValueError, torch.cuda.OutOfMemoryError) as err:  # write error, GPU OOM
                     error = f"{src}: {type(err).__name__}: {err}"
             if error is not None:
                 summary.failed.append((src, error))
