@@ -53,9 +53,9 @@ class TestReceptiveField:
         width = 2 * radius + 3 * 2**num_levels
         reach = 0
         for phase in range(2 ** (num_levels - 1)):
-            x = torch.rand(1, 3, 20, width, dtype=torch.float64, requires_grad=True)
+            x = torch.rand(1, 3, 12, width, dtype=torch.float64, requires_grad=True)
             col = width // 2 - 8 + phase
-            net.derain(x)[0, :, 10, col].sum().backward()
+            net.derain(x)[0, :, 6, col].sum().backward()
             cols = torch.nonzero(x.grad[0].abs().sum((0, 1)))[:, 0]
             reach = max(reach, col - cols.min().item(), cols.max().item() - col)
         assert reach == radius
@@ -82,7 +82,7 @@ class TestDerainTiled:
         ("num_levels", "size", "tile"),
         [
             (3, (300, 517), 96),  # tiled along both axes
-            (3, (211, 177), 48),
+            (3, (190, 177), 64),
             (3, (97, 300), 32),
             (5, (70, 601), 64),  # tiled along the width
             (5, (61, 777), 160),
@@ -110,7 +110,6 @@ class TestDerainTiled:
         assert (ref - x).abs().mean() > 0.1
         assert (derain_tiled(net, x, tile=64, overlap=32) - ref).abs().max() > 5 * TOL
 
-    @pytest.mark.slow
     def test_official_depth_tiled_in_both_axes(self):
         torch.manual_seed(4)
         net, x = visible_net(), torch.rand(1, 3, 713, 730)

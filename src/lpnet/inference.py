@@ -13,8 +13,8 @@ whole image, provided two things hold for every tile:
    ``n`` pixels by 1 before when ``n`` is even and by 2 when it is odd, so where the half-resolution samples
    sit depends on the *parity* of every level's size. A tile therefore starts at a multiple of
    ``2^(levels-1)`` (16) *and* has a size congruent to the image's modulo 16; then each of its pyramid levels
-   is an exact sub-grid of the whole image's. (Aligning only the starts is not enough: on odd-sized images
-   every tile would then sample its pyramid one pixel off and differ by up to ~0.1.)
+   is an exact sub-grid of the whole image's. (Aligning only the starts is not enough: tiles whose sizes have
+   other parities sample their pyramids a pixel off, and even a random-init net then differs by 0.1-0.2.)
 
 Tiles never run the whole image through the network; the full-resolution input and output stay where the
 input lives (CPU for large photos) and only tiles travel to the network's device.
@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from kornia.color import rgb_to_grayscale
 from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
@@ -46,6 +45,7 @@ from lpnet.io import (
     list_images,
     read_image,
     read_image_decoded,
+    rgb_to_luma,
     write_image,
 )
 from lpnet.models.fast import optimize_for_inference
@@ -343,7 +343,7 @@ class Derainer:
         chw = chw.to(torch.float32) / scale
         out = self.derain_tensor(chw[:3] if chw.shape[0] >= 3 else chw[:1].expand(3, -1, -1))
         if chw.shape[0] < 3:
-            out = rgb_to_grayscale(out)
+            out = rgb_to_luma(out)
         # Integers by truncation, like lpnet.io.to_uint8; alpha copied bit for bit.
         result = (out if scale == 1.0 else out * scale).permute(1, 2, 0).numpy().astype(arr.dtype)
         if chw.shape[0] == 4:
@@ -409,7 +409,7 @@ class Derainer:
                     summary.written.append(dst)
                 except ImageReadError as err:  # its message already names the file
                     error = str(err)
-                except (OSError, ValueError, torch.OutOfMemoryError) as err:
+                except (OSError, ValueError, torch.cuda.OutOfMemoryError) as err:  # write error, GPU OOM
                     error = f"{src}: {type(err).__name__}: {err}"
             if error is not None:
                 summary.failed.append((src, error))

@@ -23,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from kornia.color import rgb_to_grayscale
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 # Pillow modes with a single colour channel (with or without alpha): written back as grayscale.
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+# ITU-R BT.601 luma, the weights of Pillow's convert("L") and kornia's rgb_to_grayscale.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 class ImageReadError(OSError):
@@ -160,6 +161,12 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def rgb_to_luma(image: Tensor) -> Tensor:
+    """``(*, 3, H, W)`` RGB → ``(*, 1, H, W)`` ITU-R 601 luma (here, not kornia: io stays light to import)."""
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    return (image * weights).sum(dim=-3, keepdim=True)
+
+
 def encode_pil(image: Tensor, alpha: Tensor | None = None, grayscale: bool = False) -> Image.Image:
     """``(3, H, W)`` [0, 1] ``image`` (plus optional ``(1, H, W)`` alpha) → 8-bit Pillow image.
 
@@ -169,7 +176,7 @@ def encode_pil(image: Tensor, alpha: Tensor | None = None, grayscale: bool = Fal
     if image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) image tensor, got {tuple(image.shape)}")
     image = image.detach().clamp(0, 1)
-    arr = to_uint8(rgb_to_grayscale(image) if grayscale else image)
+    arr = to_uint8(rgb_to_luma(image) if grayscale else image)
     if alpha is not None:
         expected = (1, *image.shape[1:])
         if tuple(alpha.shape) != expected:
