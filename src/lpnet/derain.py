@@ -53,7 +53,9 @@ def derain(cfg: DictConfig) -> int:
     except (CheckpointError, FileNotFoundError, PermissionError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    # Each failure was already reported on its own line as it happened.
+    # Each failure was reported on stderr as it happened; the summary repeats them so none scrolls away.
+    if summary.failed:
+        print("failed:\n" + "\n".join(f"  {reason}" for _, reason in summary.failed))
     print(f"{summary} -> {cfg.output}")
     return 1 if summary.failed else 0
 

@@ -95,16 +95,20 @@ def read_image_decoded(path: str | os.PathLike) -> DecodedImage:
     """Read an image file (EXIF orientation applied) as a :class:`DecodedImage`.
 
     Raises:
-        ImageReadError: missing, unreadable, truncated, too large for Pillow's decompression-bomb guard, or
-            not an image; the message names ``path``.
+        ImageReadError: missing, a broken link, a directory, a FIFO or device, unreadable, truncated, too
+            large for Pillow's decompression-bomb guard, or not an image; the message names ``path``.
     """
     path = Path(path)
+    # A FIFO, socket or device named like an image would block Image.open or stream forever.
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise ImageReadError(f"{path}: not a regular file (a FIFO, socket or device)")
     try:
         with Image.open(path) as img:
             img.load()
             decoded = decode_pil(ImageOps.exif_transpose(img))
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
+        what = "broken symbolic link" if path.is_symlink() else "no such file"
+        raise ImageReadError(f"{path}: {what}") from None
     except IsADirectoryError:
         raise ImageReadError(f"{path}: is a directory, not an image") from None
     except PermissionError:

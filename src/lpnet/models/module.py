@@ -20,6 +20,7 @@ from lpnet.models.losses import MultiLevelLoss
 from lpnet.models.lpnet import LPNet
 
 SCHEDULERS = ("none", "cosine", "step")
+NAN_POLICIES = ("raise", "skip")
 
 
 class LitLPNet(LightningModule):
@@ -31,6 +32,9 @@ class LitLPNet(LightningModule):
         optim: ``lr``, ``weight_decay``, ``betas`` for Adam, and ``scheduler`` (``none`` | ``cosine`` |
             ``step`` with ``step_size``/``gamma``), stepped per iteration.
         init_from: optional checkpoint (converted official or trained) whose weights start the run.
+        nan_policy: what a NaN/Inf training loss does: ``raise`` stops the run with a
+            :class:`FloatingPointError` naming the step (checkpoints already written stay intact); ``skip``
+            drops that step (no optimiser update) and counts it in ``train/skipped_steps``.
 
     Batches are dicts with ``"rainy"`` and ``"clean"`` tensors ``(B, 3, H, W)`` in [0, 1].
     """
@@ -41,9 +45,14 @@ class LitLPNet(LightningModule):
         loss: dict[str, Any] | None = None,
         optim: dict[str, Any] | None = None,
         init_from: str | None = None,
+        nan_policy: str = "raise",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if nan_policy not in NAN_POLICIES:
+            raise ValueError(f"model.nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+        self.nan_policy = nan_policy
+        self.skipped_steps = 0
         self.net = LPNet(**(net or {}))
         self.criterion = MultiLevelLoss(**(loss or {}))
         self.optim_cfg = {"lr": 1e-3, "weight_decay": 0.0, "betas": (0.9, 0.999), "scheduler": "none"}
@@ -73,9 +82,14 @@ class LitLPNet(LightningModule):
         self.val_psnr_y_best.reset()
         self.log("params", float(self.num_params), rank_zero_only=True)
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
         outputs = self.net(batch["rainy"])
         total, terms = self.criterion(outputs, batch["clean"])
+        if not torch.isfinite(total) and self.nan_policy == "skip":
+            # Returning None makes Lightning skip backward and the optimiser step.
+            self.skipped_steps += 1
+            self.log("train/skipped_steps", float(self.skipped_steps))
+            return None
         if not torch.isfinite(total):
             raise FloatingPointError(
                 f"training loss became {total.item()} at step {self.global_step}; "

@@ -1,0 +1,70 @@
+"""Training faults: a NaN loss stops the run with a message naming the step, or is skipped on request."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import compose_train
+
+from lpnet.models.module import LitLPNet
+from lpnet.train import train
+
+SMALL = [
+    "trainer.max_steps=6",
+    "trainer.val_check_interval=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_model_summary=false",
+    "trainer.num_sanity_val_steps=0",
+    "data.crop_size=24",
+    "data.batch_size=2",
+    "data.num_workers=0",
+    "data.val_fraction=0.34",
+    "callbacks.progress_bar.refresh_rate=0",
+    "callbacks.image_logger=null",
+    "test=false",
+]
+
+
+class NaNAtBatch(LitLPNet):
+    """LitLPNet whose rainy input turns NaN at the given batch indices (deterministic fault injection)."""
+
+    def __init__(self, nan_batches: list[int] = (), **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.nan_batches = set(nan_batches)
+
+    def training_step(self, batch, batch_idx):
+        if batch_idx in self.nan_batches:
+            batch = {**batch, "rainy": torch.full_like(batch["rainy"], float("nan"))}
+        return super().training_step(batch, batch_idx)
+
+
+def run_config(root, out, *extra):
+    return compose_train(
+        out,
+        [f"data.root={root}", "data.train_dir=train", "data.test_dir=test", *SMALL,
+         f"model._target_={__name__}.NaNAtBatch", *extra],
+    )  # fmt: skip
+
+
+def test_nan_loss_raises_naming_the_step_and_keeps_last_checkpoint(tiny_benchmark, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match="at step 4"):
+        train(run_config(tiny_benchmark, out, "+model.nan_batches=[4]"))
+    last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 4
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
+
+
+def test_nan_policy_skip_counts_skipped_steps(tiny_benchmark, tmp_path):
+    out = tmp_path / "run"
+    train(run_config(tiny_benchmark, out, "+model.nan_batches=[1,3]", "model.nan_policy=skip"))
+    last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 6  # the skipped batches made no optimiser step
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
+    metrics = (out / "metrics.json").read_text()
+    assert '"train/skipped_steps": 2.0' in metrics
+
+
+def test_bad_nan_policy_is_refused():
+    with pytest.raises(ValueError, match="model.nan_policy"):
+        LitLPNet(nan_policy="ignore")
