@@ -47,6 +47,9 @@ def test_official_light_weights_reproduce_the_table(official_dir, tmp_path):
     assert summary["images"] == 3 and summary["layout"] == "rain_norain"
     assert sorted(p.name for p in (out / "outputs").iterdir()) == [f"{k}.png" for k in sorted(LIGHT)]
     assert "mean" in result.stdout and "34.5" in result.stdout
+    from PIL import Image
+
+    assert Image.open(out / "before_after.png").size == (3 * 256 + 2 * 4, 3 * 256 + 2 * 4)
 
 
 def test_missing_root_names_the_path(tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -18,14 +17,7 @@ from lpnet.inference import Derainer
 from lpnet.io import write_image
 from lpnet.metrics import deraining_metrics
 from lpnet.train import train, write_json
-from lpnet.visualize import before_after_grid
-
-
-def centre_crop(x: torch.Tensor, side: int) -> torch.Tensor:
-    """The central ``side × side`` window of a ``(C, H, W)`` image (the whole side where it is smaller)."""
-    h, w = x.shape[-2:]
-    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    return x[..., top : top + side, left : left + side]
+from lpnet.visualize import before_after_grid, centre_crop
 
 
 def demo(cfg: DictConfig) -> Path:

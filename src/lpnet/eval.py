@@ -29,6 +29,7 @@ from lpnet.inference import Derainer
 from lpnet.io import ImageReadError, atomic_write, write_image
 from lpnet.metrics import SSIM_WINDOW, deraining_metrics
 from lpnet.train import write_json
+from lpnet.visualize import before_after_grid, centre_crop
 
 SCORES = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 
@@ -72,6 +73,7 @@ def evaluate(cfg: DictConfig, failed: list[str] | None = None) -> dict[str, floa
     derainer = Derainer(cfg.ckpt_path, device=cfg.device, tile=cfg.tile)
     metrics = deraining_metrics(quantize=cfg.metrics.quantize, round_y=cfg.metrics.round_y)
     rows: list[dict[str, Any]] = []
+    triplets = []
     for index in tqdm(range(len(dataset)), desc=f"eval {root.name}", unit="img"):
         try:
             sample = dataset[index]
@@ -93,6 +95,8 @@ def evaluate(cfg: DictConfig, failed: list[str] | None = None) -> dict[str, floa
         rows.append(row | {"input_psnr_y": before["psnr_y"], "input_ssim_y": before["ssim_y"]})
         if cfg.save_outputs:
             write_image(output_dir / "outputs" / f"{sample['key']}.png", derained[0])
+        if len(triplets) < cfg.grid.images:
+            triplets.append(tuple(centre_crop(t[0], cfg.grid.crop) for t in (rainy, derained, clean)))
     if not rows:
         raise ValueError(f"no pair under {root} could be read ({len(failed)} failed)")
     mean = {name: sum(row[name] for row in rows) / len(rows) for name in COLUMNS}
@@ -119,6 +123,9 @@ def evaluate(cfg: DictConfig, failed: list[str] | None = None) -> dict[str, floa
             "wall_time_s": round(time.perf_counter() - started, 2),
         },
     )
+    if triplets:
+        grid = write_image(output_dir / "before_after.png", before_after_grid(triplets))
+        print(f"before/after grid (rainy | derained | clean): {grid}")
     print(format_table(rows, mean))
     print(f"wrote {output_dir / 'metrics.json'} and {output_dir / 'per_image.csv'}")
     return mean

@@ -9,6 +9,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def centre_crop(x: Tensor, side: int) -> Tensor:
+    """The central ``side × side`` window of a ``(C, H, W)`` image (the whole side where it is smaller)."""
+    h, w = x.shape[-2:]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return x[..., top : top + side, left : left + side]
+
+
 def before_after_grid(triplets: Sequence[tuple[Tensor, Tensor, Tensor]], gap: int = 4) -> Tensor:
     """Rows of ``rainy | derained | clean``, one row per image, separated by white gaps.
 
