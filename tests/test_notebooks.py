@@ -1,0 +1,187 @@
+"""The notebooks run top to bottom in a fresh kernel of this interpreter and make what they promise.
+
+Each notebook writes its figures and a JSON summary of what it found to ``LPNET_NOTEBOOK_OUT``; the tests
+check the files are real PNGs and hold the notebooks' claims against independent computations and the
+official reference scores.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import PROJECT_ROOT
+from PIL import Image
+
+import lpnet
+from lpnet.data.clean import SyntheticPairs
+from lpnet.metrics import psnr_y, quantize
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+NOTEBOOKS = ("01_pyramid.ipynb", "02_results.ipynb")
+KERNEL = "lpnet-tests"
+CELL_TIMEOUT = 300  # seconds per cell; the slowest (02's tiny sweep) takes about a minute on 2 cores
+PARAMETERS = ("LPNET_OFFICIAL_DIR", "LPNET_NOTEBOOK_CKPT", "LPNET_SWEEP_DIR", "LPNET_NOTEBOOK_PAIRS")
+
+
+@pytest.fixture
+def notebook_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Kernel and environment for one notebook run; returns the notebook's output folder.
+
+    The kernelspec runs this very interpreter (``sys.executable``) and is found before any user-installed
+    ``python3`` spec (``JUPYTER_PATH`` comes first), so CI's ``.venv`` and a local venv both test themselves.
+    """
+    spec_dir = tmp_path / "jupyter" / "kernels" / KERNEL
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "lpnet tests",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    # The kernel starts in another folder: a relative PYTHONPATH (``PYTHONPATH=src``) must become absolute.
+    paths = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    for name in PARAMETERS:
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "out"
+    monkeypatch.setenv("LPNET_NOTEBOOK_OUT", str(out))
+    return out
+
+
+def execute(name: str, workdir: Path) -> nbformat.NotebookNode:
+    """Run a notebook top to bottom in ``workdir``; nbclient raises CellExecutionError on any error."""
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    workdir.mkdir()
+    client = nbclient.NotebookClient(
+        nb, timeout=CELL_TIMEOUT, kernel_name=KERNEL, resources={"metadata": {"path": str(workdir)}}
+    )
+    client.execute()
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    return nb
+
+
+def displayed_images(nb: nbformat.NotebookNode) -> int:
+    return sum("image/png" in out.get("data", {}) for cell in nb.cells for out in cell.get("outputs", []))
+
+
+def assert_png(path: Path, min_side: int = 100) -> tuple[int, int]:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert min(image.size) >= min_side, (path, image.size)
+        return image.size
+
+
+def sparsity(image: torch.Tensor, threshold: float = 0.02) -> list[float]:
+    """Fraction of |v| < threshold per Laplacian level, computed here without lpnet.visualize."""
+    levels = lpnet.laplacian_pyramid(image[None].double(), 5)
+    return [float((level.abs() < threshold).sum()) / level.numel() for level in levels]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebooks_are_stored_without_outputs(name: str):
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    nbformat.validate(nb)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert code
+    for cell in code:
+        assert cell.outputs == [], f"{name}: a cell has stored outputs"
+        assert cell.execution_count is None, f"{name}: a cell has an execution count"
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+@pytest.mark.slow
+def test_pyramid_notebook_on_synthetic_rain(notebook_out: Path, tmp_path: Path):
+    nb = execute("01_pyramid.ipynb", tmp_path / "work")
+    figures = ("01_before_after.png", "01_pyramid.png", "01_histograms.png", "01_levels.png")
+    for figure in figures:
+        assert_png(notebook_out / figure)
+    assert displayed_images(nb) == len(figures)
+    summary = json.loads((notebook_out / "01_summary.json").read_text())
+    assert summary["source"].startswith("synthetic heavy rain")
+    assert summary["weights"].startswith("untrained")
+    fractions = summary["near_zero_fraction"]
+    # The notebook's numbers are those of the synthetic test image, recomputed here.
+    sample = SyntheticPairs("test", "rain_heavy", length=1, crop_size=None)[0]
+    assert fractions["rainy"] == pytest.approx(sparsity(sample["rainy"]), abs=1e-6)
+    assert fractions["clean"] == pytest.approx(sparsity(sample["clean"]), abs=1e-6)
+    # The claims the notebook illustrates: the bands of a clean image get sparser from coarse to fine, the
+    # low-pass level is not sparse at all, and rain makes the finest band much less sparse.
+    clean, rainy = fractions["clean"], fractions["rainy"]
+    assert clean[1:] == sorted(clean[1:]), clean
+    assert clean[-1] > 0.5 > 0.1 > clean[0]
+    assert rainy[-1] > rainy[0]
+    assert rainy[-1] < clean[-1] - 0.2
+
+
+@pytest.mark.slow
+def test_pyramid_notebook_on_the_official_sample(
+    notebook_out: Path, tmp_path: Path, official_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("LPNET_OFFICIAL_DIR", str(official_dir))
+    execute("01_pyramid.ipynb", tmp_path / "work")
+    for figure in ("01_before_after.png", "01_pyramid.png", "01_histograms.png", "01_levels.png"):
+        assert_png(notebook_out / figure)
+    summary = json.loads((notebook_out / "01_summary.json").read_text())
+    assert summary["weights"] == "official light_model, converted"
+    assert summary["size"] == [321, 481]
+    # The official light model on rain-001: 27.30 dB rainy, 34.97 dB derained (official-lpnet/README.md).
+    assert summary["psnr_y"]["rainy"] == pytest.approx(27.30, abs=0.006)
+    assert summary["psnr_y"]["derained"] == pytest.approx(34.97, abs=0.006)
+    # Deraining gives the fine bands back their clean sparsity.
+    fractions = summary["near_zero_fraction"]
+    rainy, derained, clean = fractions["rainy"][-1], fractions["derained"][-1], fractions["clean"][-1]
+    assert rainy < derained - 0.03
+    assert abs(derained - clean) < 0.01
+
+
+@pytest.mark.slow
+def test_results_notebook_builds_a_tiny_sweep_and_reports_it(notebook_out: Path, tmp_path: Path):
+    nb = execute("02_results.ipynb", tmp_path / "work")
+    summary = json.loads((notebook_out / "02_summary.json").read_text())
+    sweep = Path(summary["sweep_dir"])
+    assert sweep == notebook_out / "tiny_sweep"
+    assert summary["runs"] == ["0", "1"] and summary["swept_keys"] == ["model.net.recursions"]
+    with (notebook_out / "report" / "report.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["status"] for row in rows] == ["complete", "complete"]
+    assert [row["model.net.recursions"] for row in rows] == ["1", "5"]
+    assert all(math.isfinite(float(row["test/psnr_y"])) for row in rows)
+    report = (notebook_out / "report" / "report.md").read_text()
+    assert "| 0 | complete | 1 |" in report and "| 1 | complete | 5 |" in report
+    for plot in ("psnr_vs_params.png", "psnr_by_model_net_recursions.png", "loss_curves.png"):
+        assert_png(notebook_out / "report" / plot)
+    # Three plots, the best run's validation picture and the before/after grid were displayed.
+    assert displayed_images(nb) == 5
+
+    # The best run is the one with the highest test Y-PSNR, and its checkpoint derained the crops.
+    best = max(rows, key=lambda row: float(row["test/psnr_y"]))
+    assert summary["metric"] == "test/psnr_y" and summary["best_run"] == best["run"]
+    checkpoint = Path(summary["checkpoint"])
+    assert checkpoint == sweep / best["run"] / "checkpoints" / "best.ckpt"
+    # 2 rows of rainy | derained | clean 160-pixel crops with 4-pixel gaps.
+    assert assert_png(notebook_out / "02_before_after.png") == (3 * 160 + 2 * 4, 2 * 160 + 4)
+    net = lpnet.load_model(checkpoint)
+    samples = SyntheticPairs("test", "rain_heavy", length=2, crop_size=None)
+    assert [score["key"] for score in summary["psnr_y"]] == [sample["key"] for sample in samples]
+    for score, sample in zip(summary["psnr_y"], samples):
+        with torch.no_grad():
+            derained = net.derain(sample["rainy"][None]).clamp(0, 1)
+        rainy, clean = sample["rainy"][None], sample["clean"][None]
+        assert score["rainy"] == pytest.approx(float(psnr_y(quantize(rainy), clean)), abs=1e-6)
+        assert score["derained"] == pytest.approx(float(psnr_y(quantize(derained), clean)), abs=0.02)
