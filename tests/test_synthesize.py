@@ -95,3 +95,17 @@ def test_cli_leaves_nothing_in_the_working_directory(tmp_path, monkeypatch, caps
     assert (tmp_path / "out" / "rain" / "rain-001.png").is_file()
     with pytest.raises(SystemExit, match=r"^lpnet.synthesize: output out is not empty"):
         main()
+
+
+def test_output_is_read_back_by_the_datamodule(tmp_path):
+    from lpnet.data.datamodule import RainDataModule
+
+    out = tmp_path / "set"
+    synthesize(_cfg("preset=heavy", f"output={out}", "count=3", "seed=1", "crop_size=32"))
+    dm = RainDataModule(root=out, train_dir=".", test_dir=".", crop_size=16, batch_size=2, val_fraction=0)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["rainy"].shape == batch["clean"].shape == (2, 3, 16, 16)
+    dm.setup("test")
+    assert [dm.test_set[i]["key"] for i in range(3)] == ["rain-001", "rain-002", "rain-003"]
+    assert torch.equal(dm.test_set[0]["rainy"], read_image(out / "rain" / "rain-001.png"))
