@@ -61,8 +61,8 @@ def tiny_benchmark(tmp_path: Path) -> Path:
     return root
 
 
-def compose_train(output_dir: Path, overrides: list[str]):
-    """The real training config, composed as `python -m lpnet.train` would, writing into output_dir."""
+def compose_train(output_dir: Path, overrides: list[str], config_name: str = "train"):
+    """An entry point's real config (train, demo), composed as its command would, writing to output_dir."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -70,7 +70,7 @@ def compose_train(output_dir: Path, overrides: list[str]):
 
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="lpnet.conf", version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import json
 
+from conftest import compose_train
+
 from lpnet.demo import demo
 
 
 def test_demo_writes_grid_and_metrics(tmp_path):
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    GlobalHydra.instance().clear()
     overrides = [
         "trainer.max_steps=3", "trainer.val_check_interval=3", "data.num_workers=0", "data.crop_size=32",
         "data.batch_size=2", "data.val_length=1", "data.test_length=2", "data.eval_crop_size=64",
         "callbacks.progress_bar.refresh_rate=0", "demo.images=2", "demo.crop=48",
     ]  # fmt: skip
-    with initialize_config_module(config_module="lpnet.conf", version_base="1.3"):
-        cfg = compose("demo", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path)
-        del cfg.hydra
-    grid = demo(cfg)
+    grid = demo(compose_train(tmp_path, overrides, config_name="demo"))
     assert grid == tmp_path / "before_after.png" and grid.read_bytes()[:4] == b"\x89PNG"
     from PIL import Image
 
