@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lpnet.io import write_image
 from lpnet.visualize import comparison_grid
@@ -49,3 +54,44 @@ class ImageLogger(L.Callback):
                 logger.log_image("val/examples", images=[grid.cpu()], caption=[caption], step=step)
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("val/examples", grid.cpu(), global_step=step)
+
+
+class InterruptCheckpoint(L.Callback):
+    """SIGTERM or Ctrl-C: stop at the next step boundary, save ``last.ckpt``, exit without a traceback.
+
+    Lightning turns SIGTERM into a ``SIGTERMException`` between steps; the first Ctrl-C is routed the same
+    way (a second one interrupts at once). The checkpoint therefore holds a whole step, and
+    ``ckpt_path=<dirpath>/last.ckpt`` resumes exactly. Lightning writes it atomically.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
+        super().__init__()
+        self.path = Path(dirpath) / filename
+        self._previous_sigint: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._sigint_as_sigterm)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_sigint()
+
+    def _sigint_as_sigterm(self, signum: int, frame: Any) -> None:
+        self._restore_sigint()  # a second Ctrl-C interrupts at once
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore_sigint()
+        if not isinstance(exception, SIGTERMException) or trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        trainer.save_checkpoint(self.path)
+        rank_zero_info(
+            f"stopped at step {trainer.global_step}: saved {self.path}; resume with ckpt_path={self.path}"
+        )

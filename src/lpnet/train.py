@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from lpnet.io import atomic_write
@@ -89,6 +91,9 @@ def main(cfg: DictConfig) -> float | None:
     except FloatingPointError as err:  # NaN/Inf loss: one line, not a traceback; checkpoints stay
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    except SIGTERMException:  # InterruptCheckpoint saved last.ckpt and said how to resume
+        print("stopped by SIGTERM/Ctrl-C", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
 
 
 if __name__ == "__main__":
