@@ -14,7 +14,6 @@ process's high-water mark during that measurement (reset before it where Linux a
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile
@@ -27,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from lpnet.inference import derain_tiled
+from lpnet.io import write_json
 from lpnet.models import LPNet, gaussian_pyramid
 from lpnet.models.fast import optimize_for_inference
 
@@ -288,8 +288,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = run(args.quick, args.threads, args.repeats, args.compile)
     print(format_table(results))
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(results, indent=2))
+        write_json(args.output, results, sort_keys=False)
     return results
 
 

@@ -14,9 +14,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lpnet.inference import Derainer
-from lpnet.io import write_image
+from lpnet.io import write_image, write_json
 from lpnet.metrics import deraining_metrics
-from lpnet.train import train, write_json
+from lpnet.train import train
 from lpnet.visualize import before_after_grid, centre_crop
 
 

@@ -26,9 +26,8 @@ from lpnet.checkpoint import CheckpointError
 from lpnet.data.datasets import PairedImageDataset
 from lpnet.data.layouts import detect_layout, find_pairs
 from lpnet.inference import Derainer
-from lpnet.io import ImageReadError, atomic_write, write_image
+from lpnet.io import ImageReadError, atomic_write, write_image, write_json
 from lpnet.metrics import SSIM_WINDOW, deraining_metrics
-from lpnet.train import write_json
 from lpnet.visualize import before_after_grid, centre_crop
 
 SCORES = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")

@@ -15,11 +15,13 @@ Image conventions (all readers): RGB float32 tensors ``(3, H, W)`` in [0, 1].
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -189,6 +191,13 @@ def encode_pil(image: Tensor, alpha: Tensor | None = None, grayscale: bool = Fal
         arr = np.concatenate([arr, a[..., None]], axis=2)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
     return Image.fromarray(arr[..., 0] if mode == "L" else arr, mode=mode)
+
+
+def write_json(path: str | os.PathLike, payload: Any, *, sort_keys: bool = True) -> Path:
+    """Write ``payload`` as indented JSON (non-JSON values as ``str``), atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=sort_keys, default=str) + "\n")
+    return Path(path)
 
 
 def write_image(

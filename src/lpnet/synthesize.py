@@ -8,7 +8,6 @@ The folder gets the Rain100L/H layout, ``DIR/rain/rain-001.png`` and ``DIR/norai
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import hydra
@@ -18,7 +17,7 @@ from tqdm import tqdm
 from lpnet.data.clean import SyntheticPairs
 from lpnet.data.degradations import ConfiguredDegradation, build_degradation
 from lpnet.data.rain import PRESETS
-from lpnet.io import atomic_write, write_image
+from lpnet.io import write_image, write_json
 
 
 def _degradation(cfg: DictConfig) -> ConfiguredDegradation:
@@ -76,8 +75,7 @@ def synthesize(cfg: DictConfig) -> Path:
         "crop_size": cfg.crop_size,
         "samples": records,
     }
-    with atomic_write(out / "params.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(out / "params.json", meta, sort_keys=False)
     return out
 
 

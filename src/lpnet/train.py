@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import time
@@ -21,7 +20,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from lpnet.io import atomic_write
+from lpnet.io import write_json
 
 
 def _instantiate_dict(section: DictConfig | None) -> list[Any]:
@@ -33,12 +32,6 @@ def _instantiate_dict(section: DictConfig | None) -> list[Any]:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, torch.Tensor) else value
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as indented JSON, atomically."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def train(cfg: DictConfig) -> float | None:
