@@ -160,23 +160,28 @@ def test_benchmark_config_instantiates_with_every_key(tmp_path):
 
 
 class Recorder(L.LightningModule):
-    """Learns nothing useful; records a fingerprint of every training batch."""
+    """Learns nothing useful; records a fingerprint of every training batch, skips those of ``skip``."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros(()))
         self.seen: list[tuple[int, list[str], float]] = []
+        self.skip = skip
 
     def training_step(self, batch, batch_idx):
         self.seen.append((self.global_step, list(batch["key"]), float(batch["rainy"].sum())))
+        if batch_idx in self.skip:
+            return None  # like model.nan_policy=skip: no optimiser step
         return (self.weight - batch["rainy"].mean()) ** 2
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def fit(dm: RainDataModule, max_steps: int, ckpt_path: Path | None = None, **trainer_kwargs) -> Recorder:
-    model = Recorder()
+def fit(
+    dm: RainDataModule, max_steps: int, ckpt_path: Path | None = None, skip: tuple[int, ...] = (), **kwargs
+) -> Recorder:
+    model = Recorder(skip)
     trainer = L.Trainer(
         max_steps=max_steps,
         max_epochs=-1,
@@ -186,7 +191,7 @@ def fit(dm: RainDataModule, max_steps: int, ckpt_path: Path | None = None, **tra
         enable_progress_bar=False,
         enable_model_summary=False,
         accelerator="cpu",
-        **trainer_kwargs,
+        **kwargs,
     )
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
     model.trainer_ = trainer
@@ -224,6 +229,21 @@ def test_resume_with_gradient_accumulation(tmp_path):
         datamodule(), max_steps=4, ckpt_path=tmp_path / "step2.ckpt", accumulate_grad_batches=2
     ).seen
     assert len(straight) == 8 and [s[1:] for s in resumed] == [s[1:] for s in straight[4:]]
+
+
+def test_resume_after_skipped_steps(tmp_path):
+    """A skipped batch (nan_policy=skip) still counts as a step, so the resumed stream goes on after it."""
+    root = official_tree(tmp_path / "data")
+
+    def datamodule() -> RainDataModule:
+        return RainDataModule(root, train_dir="train", crop_size=8, batch_size=2, val_fraction=0)
+
+    straight = fit(datamodule(), max_steps=5, skip=(1, 2)).seen
+    first = fit(datamodule(), max_steps=2, skip=(1, 2))
+    first.trainer_.save_checkpoint(tmp_path / "step2.ckpt")
+    resumed = fit(datamodule(), max_steps=5, ckpt_path=tmp_path / "step2.ckpt", skip=(1, 2)).seen
+    assert len(straight) == 5 and len(first.seen) == 2
+    assert [s[1:] for s in resumed] == [s[1:] for s in straight[2:]]
 
 
 class TestSyntheticAndFallback:

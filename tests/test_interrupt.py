@@ -1,4 +1,4 @@
-"""SIGTERM during training: last.ckpt is saved at a step boundary, the run stops cleanly and resumes."""
+"""Interrupted training: SIGTERM saves last.ckpt at a step boundary and resumes; checkpoints are atomic."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 import torch
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, compose_train
+from hydra.utils import instantiate
 from test_train import SMALL
+
+from lpnet.callbacks import AtomicCheckpointIO
 
 
 def test_sigterm_saves_last_checkpoint_and_resumes(tiny_benchmark, tmp_path):
@@ -50,3 +55,28 @@ def test_sigterm_saves_last_checkpoint_and_resumes(tiny_benchmark, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == target
+
+
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    """A write that dies half-way leaves the previous checkpoint as it was, and no stray temporary file."""
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    writer = AtomicCheckpointIO()
+    writer.save_checkpoint({"global_step": 1}, path)
+    assert torch.load(path, weights_only=True) == {"global_step": 1}
+
+    def dies_half_way(obj, f):
+        Path(f).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(OSError, match="No space left"):
+        writer.save_checkpoint({"global_step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"global_step": 1}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_trainer_config_uses_the_atomic_writer(tmp_path):
+    cfg = compose_train(tmp_path, ["trainer.max_steps=1"])
+    trainer = instantiate(cfg.trainer, logger=False)
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)

@@ -59,7 +59,7 @@ def test_nan_policy_skip_counts_skipped_steps(tiny_benchmark, tmp_path):
     out = tmp_path / "run"
     train(run_config(tiny_benchmark, out, "+model.nan_batches=[1,3]", "model.nan_policy=skip"))
     last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["global_step"] == 6  # the skipped batches made no optimiser step
+    assert last["global_step"] == 6  # skipped batches count as steps (no update), so resume stays aligned
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
     metrics = (out / "metrics.json").read_text()
     assert '"train/skipped_steps": 2.0' in metrics

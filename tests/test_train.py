@@ -56,13 +56,16 @@ def test_run_writes_checkpoints_metrics_config_and_images(tiny_benchmark, tmp_pa
     assert load_model(out / "checkpoints/best.ckpt").config()["widths"] == [1, 2, 4, 8, 16]
 
 
-def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny_benchmark, tmp_path):
+@pytest.mark.parametrize("stop", [3, 4], ids=["between-validations", "at-a-validation"])
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny_benchmark, tmp_path, stop):
     straight = tmp_path / "straight"
     train(small_run(tiny_benchmark, straight, "trainer.max_steps=6", "test=false"))
     first = tmp_path / "first"
-    train(small_run(tiny_benchmark, first, "trainer.max_steps=4", "test=false"))
+    train(small_run(tiny_benchmark, first, f"trainer.max_steps={stop}", "test=false"))
     resumed = tmp_path / "resumed"
     last = first / "checkpoints" / "last.ckpt"
+    # last.ckpt holds the final step even when no validation fell on it (val_check_interval=2)
+    assert torch.load(last, weights_only=True)["global_step"] == stop
     train(small_run(tiny_benchmark, resumed, "trainer.max_steps=6", "test=false", f"ckpt_path={last}"))
     a = torch.load(straight / "checkpoints/last.ckpt", weights_only=True)
     b = torch.load(resumed / "checkpoints/last.ckpt", weights_only=True)

@@ -1,4 +1,4 @@
-"""Lightning callbacks: pictures of what the model does while it trains."""
+"""Lightning callbacks (pictures of training, an always-current ``last.ckpt``) and the checkpoint writer."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lpnet.io import write_image
+from lpnet.io import atomic_write, write_image
 from lpnet.visualize import comparison_grid
 
 
@@ -56,12 +57,14 @@ class ImageLogger(L.Callback):
                 logger.experiment.add_image("val/examples", grid.cpu(), global_step=step)
 
 
-class InterruptCheckpoint(L.Callback):
-    """SIGTERM or Ctrl-C: stop at the next step boundary, save ``last.ckpt``, exit without a traceback.
+class LastCheckpoint(L.Callback):
+    """Keep ``last.ckpt`` at the state a run stopped in: the end of fit, SIGTERM or Ctrl-C.
 
-    Lightning turns SIGTERM into a ``SIGTERMException`` between steps; the first Ctrl-C is routed the same
-    way (a second one interrupts at once). The checkpoint therefore holds a whole step, and
-    ``ckpt_path=<dirpath>/last.ckpt`` resumes exactly. Lightning writes it atomically.
+    ``ModelCheckpoint(save_last=True)`` writes it only after validations, so a run whose ``max_steps``
+    falls between two would leave it behind the final weights. SIGTERM: Lightning raises a
+    ``SIGTERMException`` between steps; the first Ctrl-C is routed the same way (a second one
+    interrupts at once). Either way ``ckpt_path=<dirpath>/last.ckpt`` resumes exactly where the run
+    stopped. A SIGKILL cannot be caught: resuming then starts from the last validation's checkpoint.
     """
 
     def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
@@ -75,6 +78,8 @@ class InterruptCheckpoint(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_sigint()
+        if not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.path)
 
     def _sigint_as_sigterm(self, signum: int, frame: Any) -> None:
         self._restore_sigint()  # a second Ctrl-C interrupts at once
@@ -95,3 +100,18 @@ class InterruptCheckpoint(L.Callback):
         rank_zero_info(
             f"stopped at step {trainer.global_step}: saved {self.path}; resume with ckpt_path={self.path}"
         )
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic: serialise to a temporary file beside the target, rename.
+
+    Lightning's own writer stages the file in the system temp folder and *moves* it, which is a copy
+    (not atomic) whenever that folder is on another file system than the run; a kill during the copy
+    would leave a truncated ``last.ckpt``.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        with atomic_write(path) as tmp:
+            torch.save(checkpoint, tmp)

@@ -84,7 +84,7 @@ def main(cfg: DictConfig) -> float | None:
     except FloatingPointError as err:  # NaN/Inf loss: one line, not a traceback; checkpoints stay
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
-    except SIGTERMException:  # InterruptCheckpoint saved last.ckpt and said how to resume
+    except SIGTERMException:  # LastCheckpoint saved last.ckpt and said how to resume
         print("stopped by SIGTERM/Ctrl-C", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
 
