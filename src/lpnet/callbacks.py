@@ -79,7 +79,7 @@ class LastCheckpoint(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_sigint()
         if not trainer.fast_dev_run:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)
 
     def _sigint_as_sigterm(self, signum: int, frame: Any) -> None:
         self._restore_sigint()  # a second Ctrl-C interrupts at once
@@ -96,7 +96,7 @@ class LastCheckpoint(L.Callback):
         self._restore_sigint()
         if not isinstance(exception, SIGTERMException) or trainer.sanity_checking or trainer.fast_dev_run:
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
         rank_zero_info(
             f"stopped at step {trainer.global_step}: saved {self.path}; resume with ckpt_path={self.path}"
         )
