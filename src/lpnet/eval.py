@@ -26,7 +26,7 @@ from lpnet.checkpoint import CheckpointError
 from lpnet.data.datasets import PairedImageDataset
 from lpnet.data.layouts import detect_layout, find_pairs
 from lpnet.inference import Derainer
-from lpnet.io import ImageReadError, atomic_write, write_image, write_json
+from lpnet.io import ImageReadError, write_image, write_json, write_text
 from lpnet.metrics import SSIM_WINDOW, deraining_metrics
 from lpnet.visualize import before_after_grid, centre_crop
 
@@ -104,8 +104,7 @@ def evaluate(cfg: DictConfig, failed: list[str] | None = None) -> dict[str, floa
     writer = csv.DictWriter(buffer, fieldnames=["key", *COLUMNS])
     writer.writeheader()
     writer.writerows(rows)
-    with atomic_write(output_dir / "per_image.csv") as tmp:
-        tmp.write_text(buffer.getvalue())
+    write_text(output_dir / "per_image.csv", buffer.getvalue())
     write_json(
         output_dir / "metrics.json",
         {

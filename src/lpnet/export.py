@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from lpnet.checkpoint import load_model
+from lpnet.io import atomic_write
 from lpnet.models.lpnet import LPNet
 
 INPUT_NAME = "image"
@@ -54,19 +55,15 @@ def export_onnx(net: LPNet, path: str | os.PathLike, opset: int = 17, overwrite:
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=true to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = FinestLevel(net).cpu().float().eval()
     example = torch.rand(1, net.channels, 64, 64)
-    with (
-        torch.no_grad(),
-        warnings.catch_warnings(),
-    ):
+    with torch.no_grad(), warnings.catch_warnings(), atomic_write(path) as tmp:
         # The tracer warns about the Python shape checks; the graph is tested on odd and even sizes.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             model,
             (example,),
-            str(path),
+            str(tmp),
             dynamo=False,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],

@@ -193,11 +193,24 @@ def encode_pil(image: Tensor, alpha: Tensor | None = None, grayscale: bool = Fal
     return Image.fromarray(arr[..., 0] if mode == "L" else arr, mode=mode)
 
 
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Save a matplotlib ``Figure`` atomically; the format follows the suffix of ``path``."""
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or None, dpi=dpi)
+    return path
+
+
 def write_json(path: str | os.PathLike, payload: Any, *, sort_keys: bool = True) -> Path:
     """Write ``payload`` as indented JSON (non-JSON values as ``str``), atomically."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=sort_keys, default=str) + "\n")
-    return Path(path)
+    return write_text(path, json.dumps(payload, indent=2, sort_keys=sort_keys, default=str) + "\n")
 
 
 def write_image(

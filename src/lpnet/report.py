@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import inspect
+import io
 import json
 import math
 import os
@@ -37,6 +38,7 @@ from hydra.errors import OverrideParseException
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from lpnet.io import save_figure, write_text
 from lpnet.models.complexity import count_params, macs_per_pixel
 from lpnet.models.lpnet import LPNet
 
@@ -301,10 +303,11 @@ def _csv_cell(value: Any) -> str:
 
 def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     """The table with every column and full precision."""
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        writer.writerows([_csv_cell(row[c]) for c in columns] for row in rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    writer.writerows([_csv_cell(row[c]) for c in columns] for row in rows)
+    write_text(path, buffer.getvalue())
 
 
 def write_markdown(
@@ -341,7 +344,7 @@ def write_markdown(
         ]
     if plots:
         lines += ["", "## Plots", "", *(f"![{p.stem}]({p.name})" for p in plots)]
-    path.write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def _headline_metric(rows: Sequence[dict[str, Any]]) -> str | None:
@@ -379,7 +382,7 @@ def plot_psnr_vs_params(path: Path, rows: Sequence[dict[str, Any]], keys: Sequen
         ax.set_ylabel(f"{metric} (dB)")
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("PSNR vs model size and compute")
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return True
 
 
@@ -418,7 +421,7 @@ def plot_psnr_by_key(path: Path, runs: Sequence[Run], rows: Sequence[dict[str, A
     ax.set_title(f"PSNR by {key}")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     return True
 
 
@@ -452,7 +455,7 @@ def plot_loss_curves(path: Path, runs: Sequence[Run], keys: Sequence[str]) -> bo
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
     fig.suptitle("training loss per pyramid level (level 0 = coarsest)")
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     return True
 
 

@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from lpnet.io import write_json
+from lpnet.io import write_json, write_text
 
 
 def _instantiate_dict(section: DictConfig | None) -> list[Any]:
@@ -43,7 +43,7 @@ def train(cfg: DictConfig) -> float | None:
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)

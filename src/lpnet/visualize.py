@@ -1,7 +1,8 @@
 """Pictures of what LPNet does: before/after grids and pyramid levels.
 
 The grids are ``(3, H, W)`` tensors in [0, 1] (write them with :func:`lpnet.io.write_image`); the plots are
-matplotlib ``Figure`` objects made without pyplot (``fig.savefig(path)``; notebooks display them).
+matplotlib ``Figure`` objects made without pyplot (save with :func:`lpnet.io.save_figure`; notebooks display
+them).
 """
 
 from __future__ import annotations
