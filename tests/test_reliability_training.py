@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 import torch
-from conftest import compose_train
+from conftest import PROJECT_ROOT, compose_train
 
 from lpnet.models.module import LitLPNet
 from lpnet.train import train
@@ -68,3 +73,17 @@ def test_nan_policy_skip_counts_skipped_steps(tiny_benchmark, tmp_path):
 def test_bad_nan_policy_is_refused():
     with pytest.raises(ValueError, match="model.nan_policy"):
         LitLPNet(nan_policy="ignore")
+
+
+def test_train_command_stops_on_nan_with_one_line(tiny_benchmark, tmp_path):
+    """An absurd learning rate blows the weights up: exit status 1, one error line, no traceback."""
+    cmd = [
+        sys.executable, "-m", "lpnet.train", f"data.root={tiny_benchmark}", "data.train_dir=train",
+        "data.test_dir=test", *SMALL, "optim.lr=1e30", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: training loss became (nan|inf) at step \d+; .*nan_policy=skip\)", last_line)

@@ -92,8 +92,8 @@ class LitLPNet(LightningModule):
             return None
         if not torch.isfinite(total):
             raise FloatingPointError(
-                f"training loss became {total.item()} at step {self.global_step}; "
-                "the last good checkpoint is kept (lower optim.lr or check the data)"
+                f"training loss became {total.item()} at step {self.global_step}; checkpoints saved "
+                "before it are kept (lower optim.lr, check the data, or model.nan_policy=skip)"
             )
         self.log("train/loss", total, prog_bar=True)
         self.log_dict({f"train/{k}": v for k, v in terms.items()})
