@@ -129,13 +129,18 @@ def test_single_file_and_tiff(ckpt, inputs, tmp_path):
     assert [p.name for p in out.iterdir()] == ["photo.tiff"]
 
 
-def test_same_stem_twice_is_reported(ckpt, tmp_path, capsys):
+def test_inputs_sharing_a_stem_keep_their_whole_names(ckpt, tmp_path, capsys):
     src = tmp_path / "in"
-    src.mkdir()
-    for ext in ("jpg", "png"):
-        Image.new("RGB", (20, 20), (90, 120, 200)).save(src / f"a.{ext}")
-    assert derain(config(ckpt_path=ckpt, input=src, output=tmp_path / "out")) == 1
-    assert "already the output of" in capsys.readouterr().err
+    (src / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "A.png", "b.png", "sub/a.png"):
+        Image.new("RGB", (20, 20), (90, 120, 200)).save(src / name)
+    (src / "c.jpg").write_bytes(b"not a jpeg")  # unreadable, beside a good c.png
+    Image.new("RGB", (20, 20), (90, 120, 200)).save(src / "c.png")
+    assert derain(config(ckpt_path=ckpt, input=src, output=tmp_path / "out")) == 1  # c.jpg failed
+    written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png"))
+    assert written == ["A.png.png", "a.jpg.png", "b.png", "c.png.png", "sub/a.png"]
+    err = capsys.readouterr().err
+    assert "c.jpg" in err and "c.png" not in err.replace("c.png.png", "")
 
 
 def test_setup_errors(ckpt, inputs, tmp_path, capsys):

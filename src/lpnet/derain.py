@@ -5,7 +5,8 @@ Usage::
     python -m lpnet.derain ckpt_path=light.pt input=photos/ output=derained/ [tile=1024] [device=cpu]
 
 Every image below ``input`` (or the single ``input`` file) is written to ``output`` with its relative path
-and stem kept, as ``<stem>.png``; inputs are never overwritten and an output folder that is, or lies
+and stem kept, as ``<stem>.png`` (``<name>.png``, e.g. ``x.jpg.png``, where two inputs share a stem, so
+neither output is lost); inputs are never overwritten and an output folder that is, or lies
 inside, the input folder is refused. How each kind of image is handled (all outputs are 8 bits/channel):
 
 - RGB (8-bit, or 16-bit, which Pillow reads as 8-bit): derained, written as RGB.

@@ -362,9 +362,10 @@ class Derainer:
         """Derain an image file, or every image below a folder, into ``output_dir``.
 
         Outputs keep each input's path relative to ``source`` and its stem: ``a/b/x.jpg`` →
-        ``output_dir/a/b/x.png``. Grayscale inputs are written as grayscale and alpha is re-attached
-        unchanged (see :func:`lpnet.io.decode_pil`); every output is 8 bits per channel (16-bit inputs
-        are read at full precision and saved at 8 bits, as the official test saves). Writes are atomic.
+        ``output_dir/a/b/x.png`` (inputs that share a stem keep their whole name: ``x.jpg.png``).
+        Grayscale inputs are written as grayscale and alpha is re-attached unchanged (see
+        :func:`lpnet.io.decode_pil`); every output is 8 bits per channel (16-bit inputs are read at full
+        precision and saved at 8 bits, as the official test saves). Writes are atomic.
         A file that cannot be read or written is reported by name (one line) and the others go on.
 
         Args:
@@ -391,18 +392,14 @@ class Derainer:
 
         summary = DerainSummary()
         inputs = {src.resolve() for src, _ in jobs}
-        claimed: dict[Path, Path] = {}
         bar = tqdm(jobs, unit="img", desc="derain", disable=not progress, file=sys.stderr)
         for src, dst in bar:
-            key, error = dst.resolve(), None
-            if key in inputs:
+            error = None
+            if dst.resolve() in inputs:
                 error = f"{src}: its output {dst} would overwrite an input"
-            elif key in claimed:
-                error = f"{src}: its output {dst} is already the output of {claimed[key]}"
             elif skip_existing and dst.exists():
                 summary.skipped.append(src)
             else:
-                claimed[key] = src
                 try:
                     decoded = read_image_decoded(src)
                     write_image(dst, self.derain_decoded(decoded), decoded.alpha, decoded.grayscale)
@@ -429,12 +426,28 @@ def _plan(source: Path, output_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
                 f"output folder {output_dir} is the input folder {source} or inside it; choose a folder "
                 "outside the input (a second run would otherwise derain the outputs too)"
             )
-        return [(p, output_dir / p.relative_to(source).with_suffix(f".{fmt}")) for p in list_images(source)]
+        return _output_names(source, list_images(source), output_dir, fmt)
     if not is_image_file(source):
         raise ValueError(
             f"input {source} has no image extension; expected one of the image types or a folder"
         )
     return [(source, output_dir / f"{source.stem}.{fmt}")]
+
+
+def _output_names(source: Path, images: list[Path], output_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
+    """``a/x.jpg`` → ``output_dir/a/x.png``; inputs sharing a stem (``x.jpg``, ``x.png``) keep their whole
+    name instead (``x.jpg.png``, ``x.png.png``), so no output is lost or claimed twice. Names are compared
+    case-blind, as macOS and Windows file systems do."""
+    stems: dict[str, list[Path]] = {}
+    for path in images:
+        stems.setdefault(str(path.relative_to(source).with_suffix("")).casefold(), []).append(path)
+    jobs = []
+    for path in images:
+        relative = path.relative_to(source)
+        shared = len(stems[str(relative.with_suffix("")).casefold()]) > 1
+        name = f"{relative.name}.{fmt}" if shared else f"{relative.stem}.{fmt}"
+        jobs.append((path, output_dir / relative.parent / name))
+    return jobs
 
 
 def _check_writable(folder: Path) -> None:
