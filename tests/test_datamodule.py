@@ -146,6 +146,7 @@ def test_ready_made_sources_replace_folders(tmp_path):
 
 def test_benchmark_config_instantiates_with_every_key(tmp_path):
     config = OmegaConf.load(CONFIG)
+    config.pop("defaults")  # the type schema (tests/test_config_schema.py)
     params = set(inspect.signature(RainDataModule.__init__).parameters) - {"self"}
     sources = {"train_source", "val_source", "test_source"}  # the synthetic factory's business
     assert set(config) - {"_target_"} == params - sources | {"fallback", "synthetic"}
