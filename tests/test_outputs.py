@@ -55,6 +55,18 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch, name):
     assert path.read_bytes() != b"previous"
 
 
+@pytest.mark.parametrize("name", WRITERS)
+def test_outputs_get_the_usual_permissions(tmp_path, name):
+    """Like a plain open(): 0666 minus the umask (the temporary file must not hand on 0600)."""
+    filename, write = WRITERS[name]
+    previous = os.umask(0o022)
+    try:
+        write(tmp_path / filename)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / filename).stat().st_mode & 0o777 == 0o644
+
+
 # Calls that write a file, and the one form each may take: onto the temporary path of atomic_write.
 WRITE_CALL = re.compile(r"\.(write_text|write_bytes|savefig|save)\(|torch\.save\(|OmegaConf\.save\(|open\(")
 THROUGH_TMP = re.compile(r"\btmp\b")
