@@ -143,6 +143,12 @@ def test_default_output_is_inside_the_sweep(recursion_sweep: Path):
         assert [row["run"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
 
 
+def test_unwritable_output_is_one_line(recursion_sweep: Path, tmp_path: Path, capsys):
+    (tmp_path / "file").write_text("in the way")
+    assert main([str(recursion_sweep), "--output", str(tmp_path / "file" / "report")]) == 1
+    assert "is not writable" in capsys.readouterr().err
+
+
 def test_dict_sweep_values_become_dotted_columns(tmp_path: Path):
     sweep = tmp_path / "width"
     values = ["{width_multiplier:0.5}", "{width_multiplier:2}", "{widths:[16,16,16,16,16]}"]

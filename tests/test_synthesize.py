@@ -75,6 +75,9 @@ def test_setting_errors(tmp_path):
         synthesize(_cfg(f"output={tmp_path / 'x'}", "preset=drizzle"))
     with pytest.raises(ValueError, match="count"):
         synthesize(_cfg(f"output={tmp_path / 'x'}", "count=0"))
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(PermissionError, match=r"output folder .*file/out is not writable"):
+        synthesize(_cfg(f"output={tmp_path / 'file' / 'out'}", "count=1"))
 
 
 def test_whole_test_photos_by_default(tmp_path):

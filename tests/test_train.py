@@ -77,6 +77,12 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tiny_benchmark, tmp_pa
     assert any(not torch.equal(c["state_dict"][k], v) for k, v in a["state_dict"].items())
 
 
+def test_unwritable_output_folder_fails_before_any_work(tiny_benchmark, tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(PermissionError, match="is not writable"):
+        train(small_run(tiny_benchmark, tmp_path / "file" / "run"))
+
+
 def test_fine_tune_starts_from_given_weights(tmp_path):
     torch.manual_seed(3)
     start = LPNet()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from lpnet.io import (
     ImageReadError,
     decode_pil,
     encode_pil,
+    ensure_writable_folder,
     is_image_file,
     list_images,
     read_image,
@@ -388,7 +388,7 @@ class Derainer:
             raise ValueError(f"format must be one of {OUTPUT_FORMATS}, got {format!r}")
         source, output_dir = Path(source), Path(output_dir)
         jobs = _plan(source, output_dir, fmt)
-        _check_writable(output_dir)
+        ensure_writable_folder(output_dir)
 
         summary = DerainSummary()
         inputs = {src.resolve() for src, _ in jobs}
@@ -448,13 +448,3 @@ def _output_names(source: Path, images: list[Path], output_dir: Path, fmt: str) 
         name = f"{relative.name}.{fmt}" if shared else f"{relative.stem}.{fmt}"
         jobs.append((path, output_dir / relative.parent / name))
     return jobs
-
-
-def _check_writable(folder: Path) -> None:
-    """Create ``folder`` and prove a file can be written there, before any work starts."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise PermissionError(f"output folder {folder} is not writable: {err.strerror or err}") from None

@@ -165,6 +165,21 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def ensure_writable_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` and prove a file can be written there, so a bad output fails before any work.
+
+    Raises:
+        PermissionError: naming the folder and the reason (not writable, a file in the way, ...).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _new_file_beside(folder / "write-test").unlink()
+    except OSError as err:
+        raise PermissionError(f"output folder {folder} is not writable: {err.strerror or err}") from None
+    return folder
+
+
 def _new_file_beside(path: Path) -> Path:
     """A new empty hidden file next to ``path``, with the permissions a plain write would give it.
 

@@ -38,7 +38,7 @@ from hydra.errors import OverrideParseException
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lpnet.io import save_figure, write_text
+from lpnet.io import ensure_writable_folder, save_figure, write_text
 from lpnet.models.complexity import count_params, macs_per_pixel
 from lpnet.models.lpnet import LPNet
 
@@ -472,13 +472,14 @@ def write_report(sweep_dirs: Sequence[Path], output: Path) -> list[Path]:
     Raises:
         FileNotFoundError: a sweep directory does not exist.
         ValueError: the sweep directories hold no run.
+        PermissionError: ``output`` cannot be written.
     """
     runs = collect_runs(sweep_dirs)
     if not runs:
         raise ValueError(
             f"no run directories (with .hydra/ or metrics.json) in {', '.join(map(str, sweep_dirs))}"
         )
-    output.mkdir(parents=True, exist_ok=True)
+    ensure_writable_folder(output)
     columns, rows = table(runs)
     keys = swept_keys(runs)
     plots = []
@@ -518,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{sweep_dir}: {len(runs)} runs, {sum((r / 'metrics.json').is_file() for r in runs)} complete")
     try:
         written = write_report(args.sweep_dirs, output)
-    except ValueError as err:
+    except (ValueError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(*(f"wrote {path}" for path in written), sep="\n")

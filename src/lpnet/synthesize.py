@@ -17,7 +17,7 @@ from tqdm import tqdm
 from lpnet.data.clean import SyntheticPairs
 from lpnet.data.degradations import ConfiguredDegradation, build_degradation
 from lpnet.data.rain import PRESETS
-from lpnet.io import write_image, write_json
+from lpnet.io import ensure_writable_folder, write_image, write_json
 
 
 def _degradation(cfg: DictConfig) -> ConfiguredDegradation:
@@ -40,6 +40,7 @@ def synthesize(cfg: DictConfig) -> Path:
 
     Raises:
         ValueError: bad count, or ``output`` exists and is not empty while ``overwrite`` is false.
+        PermissionError: ``output`` cannot be written (checked before rendering).
     """
     out = Path(cfg.output)
     count = cfg.count
@@ -50,6 +51,7 @@ def synthesize(cfg: DictConfig) -> Path:
     if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
         raise ValueError(f"output {out} is not empty; choose another folder or pass overwrite=true")
     degrade = _degradation(cfg)
+    ensure_writable_folder(out)
     pairs = SyntheticPairs(
         split=cfg.split,
         degradation=degrade,
@@ -83,7 +85,7 @@ def synthesize(cfg: DictConfig) -> Path:
 def main(cfg: DictConfig) -> None:
     try:
         synthesize(cfg)
-    except ValueError as err:  # a setting the user can fix: one line, no traceback
+    except (ValueError, PermissionError) as err:  # a setting the user can fix: one line, no traceback
         raise SystemExit(f"lpnet.synthesize: {err}") from None
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -20,7 +19,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from lpnet.io import write_json, write_text
+from lpnet.io import ensure_writable_folder, write_json, write_text
 
 
 def _instantiate_dict(section: DictConfig | None) -> list[Any]:
@@ -41,8 +40,7 @@ def train(cfg: DictConfig) -> float | None:
     ``config.yaml`` into ``cfg.paths.output_dir``.
     """
     started = time.perf_counter()
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = ensure_writable_folder(cfg.paths.output_dir)
     write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
 
@@ -84,6 +82,9 @@ def main(cfg: DictConfig) -> float | None:
     except FloatingPointError as err:  # NaN/Inf loss: one line, not a traceback; checkpoints stay
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    except PermissionError as err:  # the output folder: refused before any work
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     except SIGTERMException:  # LastCheckpoint saved last.ckpt and said how to resume
         print("stopped by SIGTERM/Ctrl-C", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
