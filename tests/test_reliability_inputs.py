@@ -243,6 +243,10 @@ def test_eval_nothing_readable_and_bad_root(ckpt, tmp_path, capsys):
     assert run_eval(eval_config(ckpt, tmp_path / "absent", tmp_path / "eval")) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "rain-1.png" in err and "absent" in err
+    (tmp_path / "file").write_text("in the way")
+    assert run_eval(eval_config(ckpt, root, tmp_path / "file" / "eval")) == 2
+    err = capsys.readouterr().err
+    assert "is not writable" in err and "rain-1.png" not in err  # refused before reading anything
 
 
 @pytest.mark.slow

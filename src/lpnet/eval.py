@@ -26,7 +26,7 @@ from lpnet.checkpoint import CheckpointError
 from lpnet.data.datasets import PairedImageDataset
 from lpnet.data.layouts import detect_layout, find_pairs
 from lpnet.inference import Derainer
-from lpnet.io import ImageReadError, write_image, write_json, write_text
+from lpnet.io import ImageReadError, ensure_writable_folder, write_image, write_json, write_text
 from lpnet.metrics import SSIM_WINDOW, deraining_metrics
 from lpnet.visualize import before_after_grid, centre_crop
 
@@ -61,10 +61,11 @@ def evaluate(cfg: DictConfig, failed: list[str] | None = None) -> dict[str, floa
 
     Raises:
         ValueError: no pair could be read (or a bad setting, folder or layout).
+        PermissionError: the output folder cannot be written (checked first).
     """
     failed = [] if failed is None else failed
     started = time.perf_counter()
-    output_dir = Path(cfg.paths.output_dir)
+    output_dir = ensure_writable_folder(cfg.paths.output_dir)  # before an hour of deraining
     root = Path(cfg.data.root)
     layout = detect_layout(root) if cfg.data.layout == "auto" else cfg.data.layout
     pairs = find_pairs(root, layout, rainy_side=cfg.data.get("rainy_side"))
