@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -431,20 +432,17 @@ def _plan(source: Path, output_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
         raise ValueError(
             f"input {source} has no image extension; expected one of the image types or a folder"
         )
-    return [(source, output_dir / f"{source.stem}.{fmt}")]
+    return _output_names(source.parent, [source], output_dir, fmt)
 
 
 def _output_names(source: Path, images: list[Path], output_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
     """``a/x.jpg`` → ``output_dir/a/x.png``; inputs sharing a stem (``x.jpg``, ``x.png``) keep their whole
     name instead (``x.jpg.png``, ``x.png.png``), so no output is lost or claimed twice. Names are compared
     case-blind, as macOS and Windows file systems do."""
-    stems: dict[str, list[Path]] = {}
-    for path in images:
-        stems.setdefault(str(path.relative_to(source).with_suffix("")).casefold(), []).append(path)
-    jobs = []
-    for path in images:
-        relative = path.relative_to(source)
-        shared = len(stems[str(relative.with_suffix("")).casefold()]) > 1
-        name = f"{relative.name}.{fmt}" if shared else f"{relative.stem}.{fmt}"
-        jobs.append((path, output_dir / relative.parent / name))
-    return jobs
+    relatives = [path.relative_to(source) for path in images]
+    stems = [str(relative.with_suffix("")).casefold() for relative in relatives]
+    shared = Counter(stems)
+    return [
+        (path, output_dir / relative.parent / f"{relative.name if shared[stem] > 1 else relative.stem}.{fmt}")
+        for path, relative, stem in zip(images, relatives, stems)
+    ]
