@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lpnet.data.clean import synthetic_datasets
-from lpnet.data.datasets import PairedImageDataset, SampleSource, TrainStream, _check_crop_size
+from lpnet.data.datasets import PairedImageDataset, SampleSource, TrainStream, check_crop_size
 from lpnet.data.degradations import Degradation
 from lpnet.data.layouts import Pair, find_pairs
 
@@ -98,7 +98,7 @@ class RainDataModule(L.LightningDataModule):
         self.root = Path(root).expanduser() if root is not None else None
         self.layout = layout
         self.dirs = {"train": train_dir, "val": val_dir, "test": test_dir}
-        self.crop_size = _check_crop_size(crop_size)  # here, not at setup: a bad value fails before any work
+        self.crop_size = check_crop_size(crop_size)  # here, not at setup: a bad value fails before any work
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.flips = flips

@@ -54,7 +54,8 @@ class SampleSource(Protocol):
     def sample(self, index: int, rng: np.random.Generator) -> Sample: ...
 
 
-def _check_crop_size(crop_size: int | None) -> int | None:
+def check_crop_size(crop_size: int | None) -> int | None:
+    """``crop_size`` itself if it is a positive int or None (whole images); else a ValueError naming it."""
     if crop_size is None:
         return None
     if isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 1:
@@ -112,7 +113,7 @@ class PairedImageDataset(Dataset):
         if not pairs:
             raise ValueError("PairedImageDataset needs at least one pair")
         self.pairs = list(pairs)
-        self.crop_size = _check_crop_size(crop_size)
+        self.crop_size = check_crop_size(crop_size)
         self.flips = bool(flips)
         self.cache = bool(cache)
         self._cache: dict[int, tuple[Tensor, Tensor]] = {}
