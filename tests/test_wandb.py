@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,20 @@ def read_offline_run(path: Path) -> list:
     return records
 
 
+def read_finished_run(path: Path, timeout_s: float = 30.0) -> list:
+    """The records of an offline run file once its ``exit`` record is on disk.
+
+    A CI run once read the file right after ``finish()`` and found no ``run`` record in it; waiting for
+    the last record rules out reading a file that wandb-core is still writing.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = read_offline_run(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def item_keys(items) -> set[str]:
     return {item.key or "/".join(item.nested_key) for item in items}
 
@@ -55,8 +70,10 @@ def test_offline_run_records_group_tags_config_and_metrics(tiny_benchmark, tmp_p
     train(cfg)
     runs = list(out.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(runs) == 1, "one finished offline run per training run"
-    records = read_offline_run(runs[0])
-    run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+    records = read_finished_run(runs[0])
+    kinds = [r.WhichOneof("record_type") for r in records]
+    assert "run" in kinds, f"no run record in {runs[0]} ({runs[0].stat().st_size} bytes): {kinds}"
+    run = records[kinds.index("run")].run
     assert run.run_group == "ablation_test"
     assert {"ablation", "unit"} <= set(run.tags)
     config = set().union(
