@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from kornia.losses import ssim_loss
 from kornia.metrics import ssim
 
-from lpnet.models.losses import MultiLevelLoss
+from lpnet.models.losses import MultiLevelLoss, level_ssim_loss
 from lpnet.models.pyramid import gaussian_pyramid
 
 
@@ -76,3 +77,21 @@ def test_level_weights_length_checked(pair):
     outputs, clean = pair
     with pytest.raises(ValueError, match="level_weights"):
         MultiLevelLoss(level_weights=[1, 1])(outputs, clean)
+
+
+@pytest.mark.parametrize(("height", "width", "window"), [(80, 80, 11), (40, 53, 11), (11, 30, 11), (8, 9, 7)])
+def test_ssim_loss_equals_kornia_with_gradients(height, width, window):
+    torch.manual_seed(1)
+    pred = torch.rand(3, 3, height, width, dtype=torch.float64, requires_grad=True)
+    target = (pred.detach() + 0.1 * torch.randn_like(pred)).clamp(0, 1)
+    ours = level_ssim_loss(pred, target)
+    reference = ssim_loss(pred, target, window, max_val=1.0, padding="valid")
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-12)
+    (grad_ours,) = torch.autograd.grad(ours, pred)
+    (grad_reference,) = torch.autograd.grad(reference, pred)
+    torch.testing.assert_close(grad_ours, grad_reference, rtol=0, atol=1e-12)
+
+
+def test_ssim_loss_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match="one shape"):
+        level_ssim_loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 15))

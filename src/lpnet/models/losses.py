@@ -13,25 +13,61 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
-from kornia.losses import ssim_loss
+from kornia.filters import get_gaussian_kernel1d
 from torch import Tensor, nn
 
 from lpnet.models.pyramid import gaussian_pyramid
 
 PIXEL_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
 SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # (K · L)² with L = 1 (images in [0, 1])
+SSIM_EPS = 1e-12
+
+
+def _valid_blur_matrix(size: int, window: Tensor) -> Tensor:
+    """``(size − k + 1, size)`` matrix ``M`` such that ``M @ v`` is the 'valid' filtering of ``v``."""
+    taps = window.numel()
+    matrix = window.new_zeros(size - taps + 1, size)
+    for offset in range(taps):
+        matrix.diagonal(offset).fill_(window[offset])
+    return matrix
 
 
 def level_ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
     """``(1 − SSIM) / 2`` with an 11×11 Gaussian window, σ 1.5, 'valid' filtering (the official loss).
 
-    Inputs are ``(B, C, H, W)`` in [0, 1]. A level smaller than the window (only reachable by putting SSIM
-    on the coarse levels of small crops) uses the largest odd window that fits instead of failing.
+    Computes what ``kornia.losses.ssim_loss(pred, target, 11, padding="valid")`` computes (tests hold the
+    two within fp32 rounding, gradients included) about 4× faster: the five local moments are stacked and
+    blurred at once, each separable pass as one matrix product with a banded matrix (the 'valid' window
+    needs no padding), where kornia pads, runs ten depthwise convolutions and crops.
+
+    Args:
+        pred: ``(B, C, H, W)`` in [0, 1].
+        target: ``(B, C, H, W)`` in [0, 1].
+
+    Returns:
+        The mean of the per-pixel loss ``clamp((1 − SSIM) / 2, 0, 1)``, a scalar. A level smaller than the
+        window (only reachable by putting SSIM on the coarse levels of small crops) uses the largest odd
+        window that fits instead of failing.
     """
-    side = min(pred.shape[-2:])
-    window = SSIM_WINDOW if side >= SSIM_WINDOW else max(1, side - (1 - side % 2))
-    return ssim_loss(pred, target, window, max_val=1.0, padding="valid")
+    if pred.shape != target.shape or pred.dim() != 4:
+        raise ValueError(
+            f"SSIM needs two (B, C, H, W) tensors of one shape, got {pred.shape} and {target.shape}"
+        )
+    height, width = pred.shape[-2:]
+    side = min(height, width)
+    size = SSIM_WINDOW if side >= SSIM_WINDOW else max(1, side - (1 - side % 2))
+    window = get_gaussian_kernel1d(size, SSIM_SIGMA, device=pred.device, dtype=pred.dtype).flatten()
+    rows, cols = _valid_blur_matrix(height, window), _valid_blur_matrix(width, window)
+    moments = torch.stack([pred, target, pred * pred, target * target, pred * target])
+    mu_p, mu_t, pp, tt, pt = (rows @ moments @ cols.T).unbind(0)
+    mu_pp, mu_tt, mu_pt = mu_p * mu_p, mu_t * mu_t, mu_p * mu_t
+    num = (2.0 * mu_pt + SSIM_C1) * (2.0 * (pt - mu_pt) + SSIM_C2)
+    den = (mu_pp + mu_tt + SSIM_C1) * ((pp - mu_pp) + (tt - mu_tt) + SSIM_C2)
+    return torch.clamp((1.0 - num / (den + SSIM_EPS)) / 2, min=0, max=1).mean()
 
 
 class MultiLevelLoss(nn.Module):
