@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lpnet import LPNet, save_checkpoint
+from lpnet import LPNet, inference, save_checkpoint
 from lpnet.inference import Derainer, _spans, derain_tiled, receptive_field_radius, resolve_device
 from lpnet.io import to_uint8
 
@@ -125,6 +125,17 @@ class TestDerainTiled:
     def test_small_image_runs_whole(self):
         net, x = small_net(), torch.rand(1, 3, 33, 47)
         torch.testing.assert_close(derain_tiled(net, x, tile=1024), whole(net, x), rtol=0, atol=0)
+
+    def test_freed_memory_handed_back_between_tiles(self, monkeypatch):
+        calls = []
+        monkeypatch.setattr(inference, "release_free_memory", lambda: calls.append(1))
+        net = small_net(3)
+        derain_tiled(net, torch.rand(1, 3, 40, 47), tile=1024)
+        assert calls == []  # one window: nothing to bound
+        derain_tiled(net, torch.rand(1, 3, 100, 200), tile=48)
+        radius = receptive_field_radius(net)
+        windows = len(_spans(100, 48, radius, 4)) * len(_spans(200, 48, radius, 4))
+        assert len(calls) == windows > 1  # after every network call
 
     def test_dtype_kept_and_result_is_an_ordinary_tensor(self):
         net, x = small_net(3), torch.rand(1, 3, 40, 200, dtype=torch.float64)
