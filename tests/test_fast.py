@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from lpnet.models import LPNet
-from lpnet.models.fast import FastLPNet, fast_path_available, optimize_for_inference
+from lpnet.models.fast import FastLPNet, fast_forward, fast_path_available, optimize_for_inference
+from lpnet.models.losses import MultiLevelLoss
+from lpnet.models.module import LitLPNet
 
 needs_onednn = pytest.mark.skipif(not fast_path_available(), reason="PyTorch built without oneDNN")
 
@@ -53,20 +55,14 @@ class TestFastLPNet:
         net = _random_net(1, **kwargs)
         _assert_same(net, FastLPNet(net), torch.rand(1, 3, 29, 34))
 
-    def test_workspace_reused_and_resized(self):
+    def test_outputs_are_independent(self):
         net = _random_net()
         fast = optimize_for_inference(net, example_shape=(1, 3, 40, 48))
-        first = fast._workspace[(4, (1, 16, 40, 48), torch.float32)][0]
-        for size in [(40, 48), (33, 17), (40, 48)]:
-            _assert_same(net, fast, torch.rand(1, 3, *size))
-        assert len(fast._workspace) == net.num_levels  # only the last shape's maps are kept
-        # outputs never alias the workspace: a second call leaves the first call's result intact
-        x = torch.rand(1, 3, 40, 48)
-        out = fast.derain(x)
+        out = fast.derain(torch.rand(1, 3, 40, 48))
         kept = out.clone()
         fast(torch.rand(1, 3, 40, 48))
         torch.testing.assert_close(out, kept, rtol=0, atol=0)
-        assert first.data_ptr() != out.data_ptr()
+        assert out.is_contiguous()
 
     def test_shares_weights(self):
         net = _random_net()
@@ -79,6 +75,47 @@ class TestFastLPNet:
         net = _random_net()
         out = FastLPNet(net).derain(torch.rand(1, 3, 16, 16, requires_grad=True))
         assert not out.requires_grad
+
+
+@needs_onednn
+class TestFastTraining:
+    @pytest.mark.parametrize(
+        "kwargs",
+        [{}, {"share_weights": False, "recursions": 2}, {"residual_skip": False, "final_relu": False}],
+    )
+    def test_gradients_equal_eager(self, kwargs):
+        net = _random_net(2, **kwargs).train()
+        x, target = torch.rand(2, 3, 37, 30), torch.rand(2, 3, 37, 30)
+
+        def grads(levels):
+            loss, _ = MultiLevelLoss()(levels, target)
+            return torch.autograd.grad(loss, list(net.parameters()))
+
+        fast_levels = fast_forward(net, x)
+        assert fast_levels[-1].requires_grad
+        for name, a, b in zip(dict(net.named_parameters()), grads(fast_levels), grads(net(x)), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+
+    def test_training_curve_equals_eager(self):
+        """The training module's default (fast) steps follow LPNet.forward's loss curve."""
+        curves = []
+        for fast_cpu in (True, False):
+            torch.manual_seed(3)
+            module = LitLPNet(fast_cpu=fast_cpu)
+            optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+            torch.manual_seed(4)
+            curve = []
+            for _ in range(5):
+                rainy, clean = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+                optimizer.zero_grad()
+                loss, _ = module.criterion(module(rainy), clean)
+                loss.backward()
+                optimizer.step()
+                curve.append(loss.item())
+            curves.append(curve)
+        fast_curve, eager_curve = curves
+        assert fast_curve[0] != fast_curve[-1]
+        assert max(abs(a - b) for a, b in zip(fast_curve, eager_curve)) < 1e-5
 
 
 class TestFallbackAndErrors:

@@ -11,7 +11,8 @@ import torch
 from lpnet.data.rain import PRESETS, RainConfig, rain_statistics, render_rain, streak_kernels
 from lpnet.io import read_image
 
-# Documented ranges of the presets' mean statistics on a flat grey background (see NOTES_rain.md).
+# Accepted ranges of the presets' mean statistics on a flat grey background: bands around the
+# calibration table in the README (real Rain100L/H-style pairs against the presets).
 PRESET_RANGES = {
     "light": {"mean_added": (0.01, 0.06), "coverage": (0.03, 0.25)},
     "heavy": {"mean_added": (0.12, 0.45), "coverage": (0.5, 1.0)},

@@ -2,20 +2,30 @@
 
 ``python -m lpnet.bench [--quick] [--threads 2] [--repeats 5] [--compile] [--output FILE.json]``
 
-Inference (batch 1, float32): the reference is ``LPNet.forward`` as it is (eager, NCHW, under
-``torch.no_grad``); beside it :func:`lpnet.models.fast.optimize_for_inference`, onnxruntime when installed,
-and ``torch.compile`` (inductor, weights frozen) with ``--compile``, whose compilation time is reported
-apart. Training: one step of batch 10 at 80×80 (forward, backward, Adam; L1 on every level against the
-target's Gaussian pyramid), eager NCHW against channels-last, with the largest difference between their
-loss curves. Each figure is the median of ``--repeats`` timed calls after a warm-up; peak RSS is the
-process's high-water mark during that measurement (reset before it where Linux allows).
+Every row is measured in a fresh process of its own, so that no method inherits another's allocator
+state or peak memory (in one shared process the eager reference's time swung 3× with what ran before it).
+Reference rows run PyTorch as it comes; lpnet's rows run the way lpnet's tools run them.
+
+Inference (batch 1, float32): ``LPNet.derain`` as it is (eager, NCHW, under ``torch.no_grad``), the same
+with the allocator tuned (:mod:`lpnet.allocator`: how much of the gain is the allocator alone), the fast
+path :func:`lpnet.models.fast.optimize_for_inference` (what ``Derainer`` runs), onnxruntime when installed,
+and ``torch.compile`` (inductor, weights frozen) with ``--compile``, whose compilation time is reported apart.
+A 4096×4096 image goes through :func:`lpnet.inference.derain_tiled` (1024-px tiles, the exact overlap).
+Training: one step of batch 10 at 80×80 (forward, the paper's loss, backward, Adam): written plainly
+(``LPNet.forward``, kornia's SSIM) against ``LitLPNet``'s own step (:func:`lpnet.models.fast.fast_forward`,
+lpnet's SSIM), from the same weights and data, with the largest difference between their loss curves.
+Each figure is the median of ``--repeats`` timed calls after a warm-up; peak RSS is the process's
+high-water mark during that measurement (reset before it where Linux allows).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,12 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from lpnet.inference import derain_tiled
 from lpnet.io import write_json
-from lpnet.models import LPNet, gaussian_pyramid
-from lpnet.models.fast import optimize_for_inference
 
 FULL_SIZES = ((321, 481), (1024, 1024))
 QUICK_SIZES = ((48, 64),)
@@ -36,6 +42,10 @@ TILED_SIZE = (4096, 4096)
 TILE = 1024  # the Derainer default; the overlap is its default too (exact: the receptive field)
 TRAIN_FULL = {"batch": 10, "size": 80, "steps": 10}
 TRAIN_QUICK = {"batch": 2, "size": 32, "steps": 2}
+REFERENCE = "eager (reference)"
+INFERENCE_METHODS = (REFERENCE, "eager + tuned allocator", "fast", "onnxruntime")
+TRAINING_METHODS = (REFERENCE, "fast (LitLPNet)")
+WORKER_TIMEOUT_S = 1800
 
 
 def _reset_peak_rss() -> bool:
@@ -76,22 +86,17 @@ def measure(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> dict[str, A
     }
 
 
-def _row(
-    task: str, size: tuple[int, int], method: str, stats: dict[str, Any], ref_ms: float
-) -> dict[str, Any]:
-    pixels = size[0] * size[1]
-    return {
-        "task": task,
-        "size": f"{size[1]}x{size[0]}",  # width x height, as image sizes are usually written
-        "method": method,
-        **stats,
-        "images_per_s": 1e3 / stats["ms"],
-        "megapixels_per_s": pixels / 1e3 / stats["ms"],
-        "speedup_vs_eager": ref_ms / stats["ms"],
-    }
+# ---- what one worker process measures -------------------------------------------------------------
 
 
-def _onnx_session(net: LPNet, threads: int, folder: str):
+def _seeded_net():
+    from lpnet.models import LPNet
+
+    torch.manual_seed(0)
+    return LPNet().eval()
+
+
+def _onnx_runner(net, threads: int, folder: str) -> Callable | None:
     """An onnxruntime session on the exported net, or None when onnxruntime is not installed."""
     try:
         import onnxruntime as ort
@@ -107,111 +112,163 @@ def _onnx_session(net: LPNet, threads: int, folder: str):
     return lambda x: session.run(None, {INPUT_NAME: x.numpy()})
 
 
-def _compiled(net: LPNet) -> Callable:
+def _compiled_runner(net) -> Callable:
     import torch._inductor.config as inductor_config
 
     inductor_config.freezing = True  # constant-fold the weights into oneDNN's packed layouts
-    net_cl = net.to(memory_format=torch.channels_last)
-    compiled = torch.compile(net_cl)
+    compiled = torch.compile(net.to(memory_format=torch.channels_last))
     return lambda x: compiled(x.contiguous(memory_format=torch.channels_last))
 
 
-def bench_inference(
-    net: LPNet, sizes, repeats: int, threads: int, with_compile: bool, notes: list[str]
-) -> list[dict[str, Any]]:
-    """Rows for each size: eager reference, fast path, onnxruntime, optionally torch.compile."""
-    fast = optimize_for_inference(net)
-    rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        onnx = _onnx_session(net, threads, folder)
-        if onnx is None:
-            notes.append("onnxruntime not installed: no onnxruntime rows")
-        compiled = _compiled(net) if with_compile else None
-        for size in sizes:
-            x = torch.rand(1, net.channels, *size)
-            with torch.no_grad():
-                ref = measure(lambda x=x: net(x), repeats)
-            methods: dict[str, Callable] = {"fast": fast}
-            if onnx is not None:
-                methods["onnxruntime"] = onnx
-            if compiled is not None:
-                start = time.perf_counter()
-                with torch.no_grad():
-                    compiled(x)
-                compile_s = time.perf_counter() - start
-                notes.append(
-                    f"torch.compile at {size[1]}x{size[0]}: first call (compilation) {compile_s:.1f} s"
-                )
-                methods["torch.compile"] = compiled
-            rows.append(_row("inference", size, "eager (reference)", ref, ref["ms"]))
-            for name, fn in methods.items():
-                with torch.no_grad():
-                    rows.append(
-                        _row("inference", size, name, measure(lambda fn=fn, x=x: fn(x), repeats), ref["ms"])
-                    )
-    return rows
+def _inference_runner(method: str, net, threads: int, folder: str) -> Callable | None:
+    from lpnet.allocator import tune_cpu_allocator
+    from lpnet.models.fast import optimize_for_inference
+
+    if method == REFERENCE:
+        return net.derain
+    if method == "eager + tuned allocator":
+        tune_cpu_allocator()
+        return net.derain
+    if method == "fast":
+        return optimize_for_inference(net).derain
+    if method == "onnxruntime":
+        return _onnx_runner(net, threads, folder)
+    if method == "torch.compile":
+        return _compiled_runner(net)
+    raise ValueError(f"unknown inference method {method!r}")
 
 
-def bench_tiled(net: LPNet, repeats: int) -> list[dict[str, Any]]:
-    """A 4096×4096 image through :func:`lpnet.inference.derain_tiled`, eager and fast per tile."""
-    x = torch.rand(1, net.channels, *TILED_SIZE)
-    fast = optimize_for_inference(net)
-    options = {"tile": TILE}
+def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
+    net = _seeded_net()
+    x = torch.rand(1, net.channels, *spec["size"])
+    with tempfile.TemporaryDirectory() as folder, torch.no_grad():
+        runner = _inference_runner(spec["method"], net, spec["threads"], folder)
+        if runner is None:
+            return {"skipped": "onnxruntime not installed"}
+        start = time.perf_counter()
+        runner(x)  # the first call: oneDNN kernel creation, or torch.compile's compilation
+        first_call_s = time.perf_counter() - start
+        return {**measure(lambda: runner(x), spec["repeats"]), "first_call_s": first_call_s}
+
+
+def _measure_tiled(spec: dict[str, Any]) -> dict[str, Any]:
+    from lpnet.inference import derain_tiled
+    from lpnet.models.fast import optimize_for_inference
+
+    net = _seeded_net()
+    x = torch.rand(1, net.channels, *spec["size"])
+    derain_fn = optimize_for_inference(net).derain if spec["method"] == "fast" else net.derain
     with torch.no_grad():
-        ref = measure(lambda: derain_tiled(net, x, **options), repeats)
-        fast_stats = measure(lambda: derain_tiled(net, x, derain_fn=fast.derain, **options), repeats)
-    return [
-        _row("inference, tiled", TILED_SIZE, "eager (reference)", ref, ref["ms"]),
-        _row("inference, tiled", TILED_SIZE, "fast", fast_stats, ref["ms"]),
-    ]
+        return measure(lambda: derain_tiled(net, x, tile=TILE, derain_fn=derain_fn), spec["repeats"])
 
 
-def _train_steps(net: LPNet, x: torch.Tensor, target: torch.Tensor, steps: int, channels_last: bool):
-    """A fresh Adam on ``net``; returns ``(step, losses)`` where each ``step()`` runs one training step."""
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    levels = gaussian_pyramid(target, net.num_levels)
+def _reference_loss(outputs: list[torch.Tensor], clean: torch.Tensor) -> torch.Tensor:
+    """The paper's loss written plainly: L1 on every level, kornia's (1 − SSIM)/2 on the two finest."""
+    import torch.nn.functional as F
+    from kornia.losses import ssim_loss
+
+    from lpnet.models import gaussian_pyramid
+
+    targets = gaussian_pyramid(clean, len(outputs))
+    l1 = sum(F.l1_loss(out, target) for out, target in zip(outputs, targets, strict=True))
+    ssim = sum(ssim_loss(out, target, 11, padding="valid") for out, target in zip(outputs[-2:], targets[-2:]))
+    return l1 + ssim
+
+
+def _measure_training(spec: dict[str, Any]) -> dict[str, Any]:
+    """Training steps from seeded weights and data; the loss of every step (warm-up included) comes back."""
+    from lpnet.models import LPNet
+    from lpnet.models.module import LitLPNet
+
+    batch, size = spec["batch"], spec["size"]
+    torch.manual_seed(0)
+    if spec["method"] == REFERENCE:
+        net = LPNet()
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+        def loss_of(rainy, clean):
+            return _reference_loss(net(rainy), clean)
+
+    else:
+        from lpnet.allocator import tune_cpu_allocator
+
+        tune_cpu_allocator()  # as `python -m lpnet.train` does
+        module = LitLPNet()
+        optimizer = module.configure_optimizers()
+
+        def loss_of(rainy, clean):
+            return module.criterion(module(rainy), clean)[0]
+
+    generator = torch.Generator().manual_seed(1)
+    rainy = torch.rand(batch, 3, *size, generator=generator)
+    clean = torch.rand(batch, 3, *size, generator=generator)
     losses: list[float] = []
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = sum(F.l1_loss(out, want) for out, want in zip(net(x), levels, strict=True))
+        loss = loss_of(rainy, clean)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
 
-    return step, losses
+    stats = measure(step, repeats=max(spec["repeats"], spec["steps"]))
+    return {**stats, "losses": losses}
 
 
-def bench_training(config: dict[str, int], repeats: int) -> tuple[list[dict[str, Any]], float]:
-    """Eager NCHW against channels-last training steps from the same weights and data.
+def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Measure one row (``spec``: task, method, size, repeats, threads, ...) in this process."""
+    measure_row = {"inference": _measure_inference, "tiled": _measure_tiled, "training": _measure_training}
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(spec["threads"])
+    try:
+        return measure_row[spec["task"]](spec)
+    finally:
+        torch.set_num_threads(previous_threads)
 
-    Returns:
-        The rows and the largest difference between the two loss curves (same steps, same order).
-    """
-    torch.manual_seed(0)
-    size = (config["size"], config["size"])
-    x = torch.rand(config["batch"], 3, *size)
-    target = torch.rand(config["batch"], 3, *size)
-    state = LPNet().state_dict()
-    curves, rows = {}, []
+
+# ---- the parent: one process per row --------------------------------------------------------------
+
+
+def _in_subprocess(spec: dict[str, Any]) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "lpnet.bench", "--worker", json.dumps(spec)],
+        capture_output=True, text=True, timeout=WORKER_TIMEOUT_S,
+    )  # fmt: skip
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"benchmark worker for {spec['task']} / {spec['method']} failed:\n{tail}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _row(task: str, size: tuple[int, int], method: str, stats: dict[str, Any], ref_ms: float, batch: int = 1):
+    pixels = size[0] * size[1] * batch
+    row = {
+        "task": task,
+        "size": f"{size[1]}x{size[0]}",  # width x height, as image sizes are usually written
+        "method": method,
+        **stats,
+        "megapixels_per_s": pixels / 1e3 / stats["ms"],
+        "speedup_vs_eager": ref_ms / stats["ms"],
+    }
+    row["steps_per_s" if task.startswith("training") else "images_per_s"] = 1e3 / stats["ms"]
+    return row
+
+
+def _rows_for(task: str, label: str, size, methods, base: dict[str, Any], notes: list[str], batch: int = 1):
+    """Measure ``methods`` (the reference first), each in its own process, as table rows."""
+    rows: list[dict[str, Any]] = []
     ref_ms = None
-    for name, channels_last in (("eager (reference)", False), ("channels_last", True)):
-        net = LPNet()
-        net.load_state_dict(state)
-        step, losses = _train_steps(net, x, target, config["steps"], channels_last)
-        stats = measure(step, repeats=max(repeats, config["steps"]))
+    for method in methods:
+        stats = _in_subprocess({**base, "task": task, "method": method, "size": list(size)})
+        if "skipped" in stats:
+            notes.append(f"{method}: {stats['skipped']}")
+            continue
+        if method == "torch.compile":
+            compile_s = stats["first_call_s"]
+            notes.append(f"torch.compile at {size[1]}x{size[0]}: first call (compilation) {compile_s:.1f} s")
         ref_ms = ref_ms or stats["ms"]
-        row = _row("training step", size, name, stats, ref_ms)
-        row["steps_per_s"] = row.pop("images_per_s")
-        row["megapixels_per_s"] *= config["batch"]
-        row["batch"] = config["batch"]
-        rows.append(row)
-        curves[name] = losses
-    a, b = curves.values()
-    return rows, max(abs(u - v) for u, v in zip(a, b, strict=True))
+        rows.append(_row(label, size, method, stats, ref_ms, batch))
+    return rows
 
 
 def environment(threads: int) -> dict[str, Any]:
@@ -219,36 +276,54 @@ def environment(threads: int) -> dict[str, Any]:
         "torch": torch.__version__,
         "threads": threads,
         "device": "cpu",
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_name(),
         "onednn": torch.backends.mkldnn.is_available(),
         "python": platform.python_version(),
     }
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(
     quick: bool = False, threads: int = 2, repeats: int | None = None, with_compile: bool = False
 ) -> dict[str, Any]:
-    """Run the whole benchmark and return its results as a JSON-ready dict (thread count restored after)."""
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        repeats = repeats or (2 if quick else 5)
-        torch.manual_seed(0)
-        net = LPNet().eval()
-        notes: list[str] = []
-        sizes = QUICK_SIZES if quick else FULL_SIZES
-        inference = bench_inference(net, sizes, repeats, threads, with_compile, notes)
-        if not quick:
-            inference += bench_tiled(net, max(1, repeats // 2))
-        training, loss_diff = bench_training(TRAIN_QUICK if quick else TRAIN_FULL, repeats)
-    finally:
-        torch.set_num_threads(previous_threads)
+    """Run the whole benchmark, one process per row, and return its results as a JSON-ready dict."""
+    repeats = repeats or (2 if quick else 5)
+    base = {"threads": threads, "repeats": repeats}
+    notes = [
+        "each row ran in a fresh process; reference rows with PyTorch's defaults, lpnet's rows with the "
+        "allocator tuned as lpnet's tools tune it (lpnet.allocator)"
+    ]
+    methods = (*INFERENCE_METHODS, "torch.compile") if with_compile else INFERENCE_METHODS
+    inference = []
+    for size in QUICK_SIZES if quick else FULL_SIZES:
+        inference += _rows_for("inference", "inference", size, methods, base, notes)
+    if not quick:
+        tiled_base = {**base, "repeats": max(1, repeats // 2)}
+        inference += _rows_for(
+            "tiled", "inference, tiled", TILED_SIZE, (REFERENCE, "fast"), tiled_base, notes
+        )
+    config = TRAIN_QUICK if quick else TRAIN_FULL
+    side = (config["size"], config["size"])
+    training = _rows_for(
+        "training", "training step", side, TRAINING_METHODS, {**base, **config}, notes, config["batch"]
+    )
+    curves = [row.pop("losses") for row in training]
     return {
         "environment": environment(threads),
         "quick": quick,
         "inference": inference,
         "training": training,
-        "training_loss_curve_max_abs_diff": loss_diff,
+        "training_batch": config["batch"],
+        "training_loss_curve_max_abs_diff": max(abs(a - b) for a, b in zip(*curves, strict=True)),
         "notes": notes,
     }
 
@@ -258,31 +333,35 @@ def format_table(results: dict[str, Any]) -> str:
     env = results["environment"]
     lines = [
         f"lpnet bench: torch {env['torch']}, {env['device']} ({env['cpu']}), {env['threads']} threads",
-        f"{'task':<18}{'size':>11}  {'method':<19}{'ms':>9}{'per s':>9}{'MP/s':>8}{'RSS MB':>8}{'×eager':>8}",
+        f"{'task':<18}{'size':>11}  {'method':<25}{'ms':>9}{'per s':>9}{'MP/s':>8}{'RSS MB':>8}{'×eager':>8}",
     ]
     for row in results["inference"] + results["training"]:
         per_s = row.get("images_per_s", row.get("steps_per_s"))
         rss = f"{row['peak_rss_mb']:.0f}" if row["peak_rss_mb"] is not None else "n/a"
         lines.append(
-            f"{row['task']:<18}{row['size']:>11}  {row['method']:<19}{row['ms']:>9.1f}{per_s:>9.2f}"
+            f"{row['task']:<18}{row['size']:>11}  {row['method']:<25}{row['ms']:>9.1f}{per_s:>9.2f}"
             f"{row['megapixels_per_s']:>8.2f}{rss:>8}{row['speedup_vs_eager']:>7.2f}×"
         )
     diff = results["training_loss_curve_max_abs_diff"]
-    lines.append(f"training loss curves, eager vs channels_last: max |diff| {diff:.2e}")
+    lines.append(f"training loss curves, reference vs LitLPNet: max |diff| {diff:.2e}")
     lines += [f"note: {note}" for note in results["notes"]]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m lpnet.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes and 2 repeats (a few seconds)")
+    parser.add_argument("--quick", action="store_true", help="small sizes and 2 repeats (seconds)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument(
         "--repeats", type=int, default=None, help="timed calls per figure (default 5, quick 2)"
     )
     parser.add_argument("--compile", action="store_true", help="add torch.compile rows (slow to compile)")
     parser.add_argument("--output", type=Path, default=None, help="also write the results to this JSON file")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one row, in a child process
     args = parser.parse_args(argv)
+    if args.worker is not None:
+        print(json.dumps(run_worker(json.loads(args.worker))))
+        return {}
     if args.threads < 1 or (args.repeats is not None and args.repeats < 1):
         parser.error("--threads and --repeats must be >= 1")
     results = run(args.quick, args.threads, args.repeats, args.compile)

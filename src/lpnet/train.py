@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from lpnet.allocator import tune_cpu_allocator
 from lpnet.io import ensure_writable_folder, write_json, write_text
 
 
@@ -40,6 +41,7 @@ def train(cfg: DictConfig) -> float | None:
     ``config.yaml`` into ``cfg.paths.output_dir``.
     """
     started = time.perf_counter()
+    tune_cpu_allocator()  # CPU steps reuse freed feature maps, not page-fault them in (lpnet.allocator)
     output_dir = ensure_writable_folder(cfg.paths.output_dir)
     write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)

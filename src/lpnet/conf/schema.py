@@ -58,6 +58,7 @@ class ModelSchema:
     optim: Any = MISSING
     init_from: str | None = MISSING
     nan_policy: str = MISSING
+    fast_cpu: bool = MISSING
 
 
 @dataclass

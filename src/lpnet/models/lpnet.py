@@ -12,7 +12,7 @@ LeakyReLU comes *before* the skip back to the first features (``lrelu(conv(...))
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -148,14 +148,23 @@ class LPNet(nn.Module):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(
+        self, x: Tensor, run_subnet: Callable[[Subnet, Tensor], Tensor] | None = None
+    ) -> list[Tensor]:
+        """Every level's output, coarsest first.
+
+        Args:
+            x: ``(B, C, H, W)`` images in [0, 1].
+            run_subnet: how each level's subnet is computed, ``run_subnet(subnet, band)``; default
+                ``subnet(band)`` (:func:`lpnet.models.fast.fast_subnet` computes the same with oneDNN).
+        """
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"LPNet expects (B, {self.channels}, H, W) images, got {tuple(x.shape)}")
         kernel = self.kernel.to(x.dtype)
         bands = laplacian_pyramid(x, self.num_levels, kernel)
         outputs: list[Tensor] = []
         for subnet, band in zip(self.subnets, bands):
-            level = subnet(band)
+            level = run_subnet(subnet, band) if run_subnet is not None else subnet(band)
             if outputs:
                 level = level + pyr_up(outputs[-1], band.shape[-2:], kernel)
             outputs.append(torch.relu(level) if self.final_relu else level)
