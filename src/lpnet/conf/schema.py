@@ -74,7 +74,7 @@ class LoaderSchema:
 
 @dataclass
 class BenchmarkDataSchema(LoaderSchema):
-    fallback: str | None = MISSING
+    fallback: Any = MISSING  # null, a degradation name, or a degradation config (${degradation})
     synthetic: dict[str, Any] = MISSING
     root: str = MISSING
     layout: str = MISSING
