@@ -14,6 +14,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -81,13 +82,13 @@ def train(cfg: DictConfig) -> float | None:
 def main(cfg: DictConfig) -> float | None:
     try:
         return train(cfg)
-    except FloatingPointError as err:  # NaN/Inf loss: one line, not a traceback; checkpoints stay
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
-    except PermissionError as err:  # the output folder: refused before any work
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except SIGTERMException:  # LastCheckpoint saved last.ckpt and said how to resume
+    except (FloatingPointError, PermissionError) as err:
+        # NaN/Inf loss (checkpoints stay) or an unwritable output folder (refused before any work).
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # one failed job of a sweep: Hydra records it and runs the others
+        print(f"error: {err}", file=sys.stderr)  # one line, not a traceback
+        sys.exit(1 if isinstance(err, FloatingPointError) else 2)
+    except SIGTERMException:  # LastCheckpoint saved last.ckpt and said how to resume; a sweep stops too
         print("stopped by SIGTERM/Ctrl-C", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
 
