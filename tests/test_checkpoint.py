@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lpnet
-from lpnet.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from lpnet.checkpoint import CheckpointError, check_resumable, load_model, read_checkpoint, save_checkpoint
 from lpnet.models.lpnet import LPNet
 
 
@@ -89,3 +89,28 @@ def test_weights_that_do_not_fit_their_config(tmp_path):
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match=r"nope\.pt"):
         lpnet.load_model("nope.pt")
+
+
+def _lightning_checkpoint(path, net_kwargs: dict) -> None:
+    """What LitLPNet saves: the run's model.net arguments as given, weights under ``net.``."""
+    state = {f"net.{k}": v for k, v in LPNet(**net_kwargs).state_dict().items()}
+    torch.save({"state_dict": state, "hyper_parameters": {"net": net_kwargs}, "global_step": 3}, path)
+
+
+def test_training_arguments_read_as_the_network_config(tmp_path):
+    _lightning_checkpoint(tmp_path / "last.ckpt", {"widths": None, "width_multiplier": 0.5, "recursions": 2})
+    config, _, meta = read_checkpoint(tmp_path / "last.ckpt")
+    assert config == LPNet(width_multiplier=0.5, recursions=2).config() and meta["global_step"] == 3
+
+
+def test_resume_refuses_converted_weights_and_other_architectures(tmp_path):
+    run = {"widths": None, "width_multiplier": 1.0, "recursions": 3}
+    _lightning_checkpoint(tmp_path / "last.ckpt", run)
+    check_resumable(tmp_path / "last.ckpt", LPNet(recursions=3).config())
+    with pytest.raises(CheckpointError, match="set model.net to match"):
+        check_resumable(tmp_path / "last.ckpt", LPNet().config())
+    converted = save_checkpoint(tmp_path / "m.pt", LPNet())
+    with pytest.raises(CheckpointError, match="model.init_from="):
+        check_resumable(converted, LPNet().config())
+    with pytest.raises(FileNotFoundError):
+        check_resumable(tmp_path / "missing.ckpt", LPNet().config())

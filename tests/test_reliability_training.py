@@ -87,3 +87,22 @@ def test_train_command_stops_on_nan_with_one_line(tiny_benchmark, tmp_path):
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert re.fullmatch(r"error: training loss became (nan|inf) at step \d+; .*nan_policy=skip\)", last_line)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_train_command_names_an_unreadable_training_image(tiny_benchmark, tmp_path, num_workers):
+    """A corrupt file in the data: exit status 2 and one line naming it, also from a DataLoader worker."""
+    bad = tiny_benchmark / "train" / "rain" / "rain-002.png"
+    bad.write_bytes(b"not a png")
+    small = [o for o in SMALL if not o.startswith("data.num_workers")]
+    cmd = [
+        sys.executable, "-m", "lpnet.train", f"data.root={tiny_benchmark}", "data.train_dir=train",
+        "data.test_dir=test", *small, f"data.num_workers={num_workers}", "logger=csv",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.endswith(f"error: {bad}: not a readable image (unknown or corrupt format)")

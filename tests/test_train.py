@@ -73,6 +73,7 @@ def test_run_writes_checkpoints_metrics_config_and_images(tiny_benchmark, tmp_pa
     for key in ("test/psnr_y", "test/ssim_y", "test/psnr_rgb", "test/ssim_rgb", "val/psnr_y"):
         assert isinstance(summary["metrics"][key], float), key
     assert summary["params"] == 7548 and summary["global_step"] == 4
+    assert summary["macs_per_pixel"] == pytest.approx(26575.4, abs=0.1)  # the README's official figure
     assert value == pytest.approx(summary["metrics"]["val/psnr_y_best"])
     assert list((out / "images").glob("val_step*.png"))
     # Both checkpoints load without unpickling code, through the one loader.
@@ -116,6 +117,18 @@ def test_fine_tune_starts_from_given_weights(tmp_path):
         assert torch.equal(module.net.state_dict()[key], value)
     with pytest.raises(ValueError, match="model.init_from"):
         LitLPNet(net={"recursions": 2}, init_from=str(tmp_path / "start.pt"))
+
+
+def test_fine_tune_from_a_trained_run(tiny_benchmark, tmp_path):
+    """A run's own checkpoint stores model.net as given (widths: null, a multiplier): it still fits."""
+    first = tmp_path / "first"
+    train(small_run(tiny_benchmark, first, "test=false"))
+    trained = load_model(first / "checkpoints" / "last.ckpt")
+    module = LitLPNet(
+        net={"widths": None, "width_multiplier": 1.0}, init_from=str(first / "checkpoints" / "last.ckpt")
+    )
+    for key, value in trained.state_dict().items():
+        assert torch.equal(module.net.state_dict()[key], value)
 
 
 @pytest.mark.slow

@@ -70,11 +70,41 @@ def read_checkpoint(
             if k.startswith(LIGHTNING_PREFIX)
         }
         meta = {"epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"), "source": "lightning"}
-        return dict(hparams["net"]), state, meta
+        return _canonical_config(path, hparams["net"]), state, meta
     raise CheckpointError(
         f"{path}: neither an lpnet checkpoint (key 'format'='lpnet') nor a LitLPNet Lightning checkpoint "
         f"(keys 'state_dict' and 'hyper_parameters.net'); found keys {sorted(ckpt)[:8]}"
     )
+
+
+def _canonical_config(path: Path, net_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A training run's ``model.net`` arguments (``widths: null``, a multiplier) as :meth:`LPNet.config`."""
+    try:
+        return LPNet(**net_kwargs).config()
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{path}: its model.net {net_kwargs} does not describe an LPNet: {err}"
+        ) from None
+
+
+def check_resumable(path: str | os.PathLike, net_config: dict[str, Any]) -> None:
+    """Refuse, before any work, a ``ckpt_path`` that cannot resume a training run of ``net_config``.
+
+    Raises:
+        FileNotFoundError / CheckpointError: no file, not a checkpoint (see :func:`read_checkpoint`),
+            converted weights (no optimiser state or step to resume), or another architecture.
+    """
+    config, _, meta = read_checkpoint(path)
+    if meta.get("source") != "lightning":
+        raise CheckpointError(
+            f"ckpt_path={path}: converted weights hold no training state to resume (optimiser, step); "
+            f"start a run from them with model.init_from={path}"
+        )
+    if config != net_config:
+        raise CheckpointError(
+            f"ckpt_path={path} holds an LPNet {config}, but this run builds {net_config} "
+            "(set model.net to match)"
+        )
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> LPNet:

@@ -85,7 +85,7 @@ def synthesize(cfg: DictConfig) -> Path:
 def main(cfg: DictConfig) -> None:
     try:
         synthesize(cfg)
-    except (ValueError, PermissionError) as err:  # a setting the user can fix: one line, no traceback
+    except (ValueError, OSError) as err:  # a setting or file the user can fix: one line, no traceback
         raise SystemExit(f"lpnet.synthesize: {err}") from None
 
 

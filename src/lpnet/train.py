@@ -21,7 +21,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from lpnet.allocator import tune_cpu_allocator
-from lpnet.io import ensure_writable_folder, write_json, write_text
+from lpnet.checkpoint import CheckpointError, check_resumable
+from lpnet.data.layouts import LayoutError
+from lpnet.io import ImageReadError, ensure_writable_folder, write_json, write_text
+from lpnet.models.complexity import count_params, macs_per_pixel
 
 
 def _instantiate_dict(section: DictConfig | None) -> list[Any]:
@@ -49,23 +52,27 @@ def train(cfg: DictConfig) -> float | None:
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model)
+    if cfg.get("ckpt_path"):
+        check_resumable(cfg.ckpt_path, model.net.config())
     callbacks = _instantiate_dict(cfg.get("callbacks"))
     loggers: list[Logger] = _instantiate_dict(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # weights_only: resuming unpickles no code, whatever torch's default is (lpnet.checkpoint likewise)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     metrics = {k: _plain(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test") and not trainer.fast_dev_run:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({k: _plain(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
     if trainer.is_global_zero:
         summary = {
             "metrics": metrics,
-            "params": sum(p.numel() for p in model.net.parameters()),
+            "params": count_params(model.net),
+            "macs_per_pixel": macs_per_pixel(model.net),  # at 321×481, the benchmark size (1 MAC = 2 FLOPs)
             "global_step": trainer.global_step,
             "wall_time_s": round(time.perf_counter() - started, 2),
             "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
@@ -78,19 +85,48 @@ def train(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
+# Problems the user can fix, reported on one line: a NaN loss (exit 1), or bad data, checkpoint or output
+# folder (exit 2). Anything else is a bug and keeps its traceback.
+USER_ERRORS = (
+    FloatingPointError,
+    ImageReadError,
+    LayoutError,
+    CheckpointError,
+    FileNotFoundError,
+    PermissionError,
+)
+
+
+def _user_error(err: BaseException | None) -> BaseException | None:
+    """The user-fixable error behind ``err`` (Hydra wraps errors raised while instantiating a config)."""
+    while err is not None and not isinstance(err, USER_ERRORS):
+        err = err.__cause__
+    return err
+
+
+def _message(err: BaseException) -> str:
+    """``err``'s own message; a DataLoader worker's error carries the worker's traceback before it."""
+    text = str(err).strip()
+    if "Original Traceback" not in text:
+        return text
+    last = text.splitlines()[-1]
+    prefix = f"{type(err).__module__}.{type(err).__qualname__}: "
+    return last.removeprefix(prefix)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
         return train(cfg)
-    except (FloatingPointError, PermissionError) as err:
-        # NaN/Inf loss (checkpoints stay) or an unwritable output folder (refused before any work).
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # one failed job of a sweep: Hydra records it and runs the others
-        print(f"error: {err}", file=sys.stderr)  # one line, not a traceback
-        sys.exit(1 if isinstance(err, FloatingPointError) else 2)
     except SIGTERMException:  # LastCheckpoint saved last.ckpt and said how to resume; a sweep stops too
         print("stopped by SIGTERM/Ctrl-C", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
+    except Exception as err:
+        problem = _user_error(err)
+        if problem is None or HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # a bug keeps its traceback; a failed job of a sweep is recorded and the others run
+        print(f"error: {_message(problem)}", file=sys.stderr)
+        sys.exit(1 if isinstance(problem, FloatingPointError) else 2)
 
 
 if __name__ == "__main__":
