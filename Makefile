@@ -52,4 +52,4 @@ bench: $(VENV)/.installed  ## inference/training benchmark with ratios against t
 	$(PY) -m lpnet.bench
 
 clean:  ## remove the virtual environment, caches and run outputs
-	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun wandb lightning_logs src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun wandb lightning_logs build dist src/*.egg-info

@@ -203,7 +203,7 @@ def test_bad_arguments(tmp_path):
         find_pairs(tmp_path, "auto", rainy_sid="left")
     with pytest.raises(LayoutError, match="no such folder"):
         find_pairs(tmp_path / "missing")
-    with pytest.raises(LayoutError, match="no such folder"):
+    with pytest.raises(LayoutError, match="no such folder .* get the benchmark from its authors"):
         detect_layout(tmp_path / "missing")
 
 

@@ -35,7 +35,22 @@ def small_run(root, out, *extra):
     )
 
 
-EXPERIMENTS = sorted(p.stem for p in (PROJECT_ROOT / "src/lpnet/conf/experiment").glob("*.yaml"))
+CONF = PROJECT_ROOT / "src/lpnet/conf"
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+GROUP_OPTIONS = sorted(
+    (group.name, option.stem)
+    for group in CONF.iterdir()
+    if group.is_dir() and group.name not in {"experiment", "hparams_search", "hydra", "__pycache__"}
+    for option in group.glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
+def test_every_group_option_resolves(group, option, tmp_path):
+    from omegaconf import OmegaConf
+
+    cfg = compose_train(tmp_path, [f"{group}={option}"])
+    assert OmegaConf.to_yaml(cfg, resolve=True)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

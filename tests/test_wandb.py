@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from test_train import small_run
 
-from lpnet.loggers import wandb_has_credentials, wandb_logger
+from lpnet import loggers
+from lpnet.loggers import wandb_has_credentials, wandb_logger, wandb_reachable
 from lpnet.train import train
 
 
@@ -84,6 +85,10 @@ def test_offline_run_records_group_tags_config_and_metrics(tiny_benchmark, tmp_p
         *(item_keys(r.history.item) for r in records if r.WhichOneof("record_type") == "history")
     )
     assert {"train/loss", "val/psnr_y", "val/ssim_y", "train/level4/ssim"} <= history
+    summary = set().union(
+        *(item_keys(r.summary.update) for r in records if r.WhichOneof("record_type") == "summary")
+    )
+    assert {"val/psnr_y_best", "params"} <= summary
     assert any(r.WhichOneof("record_type") == "exit" for r in records), "the run was finished"
     assert list(runs[0].parent.glob("files/media/images/val/*.png")), "image panels"
 
@@ -96,10 +101,54 @@ def test_mode_follows_environment_and_credentials(monkeypatch, tmp_path):
     assert wandb_logger(project="x", save_dir=str(tmp_path))._offline is True
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     assert wandb_has_credentials()
+    # a key but no network: offline too, instead of waiting on the server
+    monkeypatch.setattr(loggers.socket, "create_connection", _refuse)
+    assert not wandb_reachable()
+    assert wandb_logger(project="x", save_dir=str(tmp_path))._offline is True
+    monkeypatch.setattr(loggers.socket, "create_connection", lambda *a, **k: _Connection())
+    assert wandb_logger(project="x", save_dir=str(tmp_path))._offline is False
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert wandb_logger(project="x", save_dir=str(tmp_path))._offline is True
+
+
+def _refuse(*args, **kwargs):
+    raise OSError("network unreachable")
+
+
+class _Connection:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+def test_a_sweeps_runs_are_tagged_with_the_swept_keys(tmp_path):
+    """Keys from the sweeper's params (experiment files) and from the command line's comma lists."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from lpnet.train import swept_keys
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    command_line = ["model.net.recursions=1,3", "data=synthetic", "optim.lr=choice(1e-3,1e-4)"]
+    OmegaConf.save({"hydra": {"overrides": {"task": command_line}}}, sweep / "multirun.yaml")
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="lpnet.conf", version_base="1.3"):
+        # ablation_loss: a MULTIRUN whose file sweeps `loss` through hydra.sweeper.params
+        cfg = compose(
+            "train", ["experiment=ablation_loss", f"hydra.sweep.dir={sweep}"], return_hydra_config=True
+        )
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert swept_keys() == ["loss", "model.net.recursions", "optim.lr"]
+    finally:
+        HydraConfig.instance().cfg = None

@@ -2,7 +2,8 @@
 
 Trains LPNet on synthetic heavy rain (clean photos bundled with scikit-image, rain rendered on the fly),
 scores it on the fixed synthetic test set next to the rainy input, and writes a before/after grid.
-Any training override works here too, e.g. ``python -m lpnet.demo trainer.max_steps=20000 trainer.max_time=null``.
+Any training override works here too, e.g.
+``python -m lpnet.demo trainer.max_steps=20000 trainer.max_time=null``.
 """
 
 from __future__ import annotations

@@ -8,17 +8,19 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lpnet.allocator import tune_cpu_allocator
 from lpnet.checkpoint import CheckpointError, check_resumable
@@ -38,6 +40,25 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, torch.Tensor) else value
 
 
+def swept_keys() -> list[str]:
+    """The keys a Hydra multirun sweeps: its sweeper's ``params`` and its command line's sweep overrides.
+
+    Empty outside a multirun. Each job finds the sweep's own command line in ``<sweep dir>/multirun.yaml``,
+    which Hydra writes before it launches the jobs.
+    """
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return []
+    hydra_cfg = HydraConfig.get()
+    keys = set(hydra_cfg.sweeper.get("params") or {})
+    multirun = Path(hydra_cfg.sweep.dir) / "multirun.yaml"
+    if multirun.is_file():
+        overrides = OverridesParser.create().parse_overrides(
+            list(OmegaConf.load(multirun).hydra.overrides.task)
+        )
+        keys |= {o.get_key_element() for o in overrides if o.is_sweep_override()}
+    return sorted(keys)
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit (and test) LPNet as ``cfg`` describes; returns ``cfg.optimized_metric`` for sweepers.
 
@@ -47,6 +68,8 @@ def train(cfg: DictConfig) -> float | None:
     started = time.perf_counter()
     tune_cpu_allocator()  # CPU steps reuse freed feature maps, not page-fault them in (lpnet.allocator)
     output_dir = ensure_writable_folder(cfg.paths.output_dir)
+    with open_dict(cfg):  # a sweep's runs also share tags naming what it sweeps (W&B filters by them)
+        cfg.tags = [*cfg.get("tags", []), *(f"sweep:{key}" for key in swept_keys())]
     write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
 

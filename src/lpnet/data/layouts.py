@@ -322,7 +322,10 @@ def detect_layout(root: str | Path) -> str:
     """
     root = Path(root)
     if not root.is_dir():
-        raise LayoutError(f"{root}: no such folder (expected a split folder of one of the layouts)")
+        raise LayoutError(
+            f"{root}: no such folder (expected a split folder of one of the layouts; nothing is downloaded: "
+            "get the benchmark from its authors' release and unpack it there, see the README's Datasets)"
+        )
     found = _candidates(root)
     if len(found) == 1:
         return found[0]
