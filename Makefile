@@ -45,7 +45,7 @@ format: $(VENV)/.installed  ## ruff fix + format
 	$(PY) -m ruff check --fix src tests
 	$(PY) -m ruff format src tests
 
-demo: $(VENV)/.installed  ## train on synthetic heavy rain (~10 min on 2 CPU cores), evaluate, write a before/after grid
+demo: $(VENV)/.installed  ## train on synthetic heavy rain (~4 min on 2 CPU cores), evaluate, write a before/after grid
 	$(PY) -m lpnet.demo $(DEMO_ARGS)
 
 bench: $(VENV)/.installed  ## inference/training benchmark with ratios against the eager reference

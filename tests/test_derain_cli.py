@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch
 from hydra import compose, initialize_config_module
 from PIL import Image
 
-from lpnet import LPNet, load_model, save_checkpoint
+from lpnet import LPNet, inference, load_model, save_checkpoint
 from lpnet.derain import derain
 from lpnet.io import to_uint8
 
@@ -158,6 +159,24 @@ def test_setup_errors(ckpt, inputs, tmp_path, capsys):
         cfg = compose("derain", overrides=[f"ckpt_path={ckpt}", f"input={inputs}"])
     assert derain(cfg) == 2
     assert "missing setting output" in capsys.readouterr().err
+
+
+def test_a_full_disk_stops_the_run_at_the_first_failed_write(ckpt, inputs, tmp_path, capsys, monkeypatch):
+    """Every later image would fail the same way: stop, say where and how to resume, keep what was written."""
+    real_write, written = inference.write_image, []
+
+    def write_until_full(path, *args, **kwargs):
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        written.append(path)
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(inference, "write_image", write_until_full)
+    out = tmp_path / "out"
+    assert derain(config(ckpt_path=ckpt, input=inputs, output=out)) == 2
+    err = capsys.readouterr().err
+    assert f"error: {out}: no space left" in err and "after 1 images" in err and "skip_existing=true" in err
+    assert [p for p in out.rglob("*") if p.is_file()] == written
 
 
 def test_module_entry_point(ckpt, inputs, tmp_path):

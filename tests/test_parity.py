@@ -3,15 +3,20 @@
 The reference table (official-lpnet/README.md) was measured by re-running the official TF graph, saving
 ``uint8(clip(x, 0, 1) * 255)`` and scoring MATLAB ``rgb2ycbcr`` Y-channel PSNR / SSIM. Here the TF checkpoints
 go through the real CLI, are loaded like any lpnet checkpoint, derain whole images (no padding) and are
-scored with :mod:`lpnet.metrics`. PSNR is given to 0.01 dB and SSIM to 1e-4, hence the tolerances.
+scored with :mod:`lpnet.metrics`: once as ``LPNet.forward`` computes them, once as the PNGs that
+``python -m lpnet.derain`` writes. PSNR is given to 0.01 dB and SSIM to 1e-4, hence the tolerances.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import PROJECT_ROOT
 
 from lpnet import load_model
 from lpnet.convert import main as convert_main
@@ -49,6 +54,33 @@ def converted(official_dir, tmp_path_factory) -> dict[str, Path]:
         paths[name] = out / f"{name}.pt"
         assert convert_main([str(official_dir / "weights" / name), str(paths[name])]) == 0
     return paths
+
+
+@pytest.fixture(scope="module")
+def derained_by_the_tool(official_dir, converted, tmp_path_factory) -> dict[str, Path]:
+    """``python -m lpnet.derain`` on the official test folder with each converted model, as a user runs it
+    (the fast CPU path, PNGs written as the official test code writes them)."""
+    out = tmp_path_factory.mktemp("derained")
+    folders, rain = {}, official_dir / "test" / "rain"
+    for name, ckpt in converted.items():
+        folders[name] = out / name
+        cmd = [
+            sys.executable, "-m", "lpnet.derain", f"ckpt_path={ckpt}", f"input={rain}",
+            f"output={folders[name]}", f"hydra.run.dir={out / 'hydra' / name}",
+        ]  # fmt: skip
+        env = {**os.environ, "WANDB_MODE": "disabled"}
+        result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    return folders
+
+
+@pytest.mark.parametrize(("model", "image"), sorted(OUTPUT))
+def test_derain_tool_reproduces_reference(official_dir, derained_by_the_tool, model, image):
+    output = read_image(derained_by_the_tool[model] / f"rain-{image}.png")[None]
+    _, clean = _pair(official_dir, image)
+    psnr, ssim = OUTPUT[(model, image)]
+    assert psnr_y(output, clean).item() == pytest.approx(psnr, abs=PSNR_TOL)
+    assert ssim_y(output, clean).item() == pytest.approx(ssim, abs=SSIM_TOL)
 
 
 @pytest.mark.parametrize("image", IMAGES)

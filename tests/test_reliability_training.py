@@ -75,17 +75,24 @@ def test_bad_nan_policy_is_refused():
         LitLPNet(nan_policy="ignore")
 
 
-def test_train_command_stops_on_nan_with_one_line(tiny_benchmark, tmp_path):
-    """An absurd learning rate blows the weights up: exit status 1, one error line, no traceback."""
+def run_train_command(root, out, *extra: str, expect: int) -> str:
+    """``python -m lpnet.train`` on the tiny benchmark; checks the exit status and that no traceback was
+    printed, and returns the last line of stderr."""
+    small = [o for o in SMALL if not any(o.startswith(e.split("=")[0] + "=") for e in extra)]
     cmd = [
-        sys.executable, "-m", "lpnet.train", f"data.root={tiny_benchmark}", "data.train_dir=train",
-        "data.test_dir=test", *SMALL, "optim.lr=1e30", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}",
+        sys.executable, "-m", "lpnet.train", f"data.root={root}", "data.train_dir=train",
+        "data.test_dir=test", *small, "logger=csv", *extra, f"hydra.run.dir={out}",
     ]  # fmt: skip
     env = {**os.environ, "WANDB_MODE": "disabled"}
     result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.returncode == expect, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    last_line = result.stderr.strip().splitlines()[-1]
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_train_command_stops_on_nan_with_one_line(tiny_benchmark, tmp_path):
+    """An absurd learning rate blows the weights up: exit status 1, one error line, no traceback."""
+    last_line = run_train_command(tiny_benchmark, tmp_path / "run", "optim.lr=1e30", expect=1)
     assert re.fullmatch(r"error: training loss became (nan|inf) at step \d+; .*nan_policy=skip\)", last_line)
 
 
@@ -94,15 +101,7 @@ def test_train_command_names_an_unreadable_training_image(tiny_benchmark, tmp_pa
     """A corrupt file in the data: exit status 2 and one line naming it, also from a DataLoader worker."""
     bad = tiny_benchmark / "train" / "rain" / "rain-002.png"
     bad.write_bytes(b"not a png")
-    small = [o for o in SMALL if not o.startswith("data.num_workers")]
-    cmd = [
-        sys.executable, "-m", "lpnet.train", f"data.root={tiny_benchmark}", "data.train_dir=train",
-        "data.test_dir=test", *small, f"data.num_workers={num_workers}", "logger=csv",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    ]  # fmt: skip
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    last_line = result.stderr.strip().splitlines()[-1]
+    last_line = run_train_command(
+        tiny_benchmark, tmp_path / "run", f"data.num_workers={num_workers}", expect=2
+    )
     assert last_line.endswith(f"error: {bad}: not a readable image (unknown or corrupt format)")

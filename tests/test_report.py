@@ -136,10 +136,10 @@ def test_report_rows_columns_and_plots(recursion_sweep: Path, tmp_path: Path, ca
 
 def test_default_output_is_inside_the_sweep(recursion_sweep: Path):
     assert main([str(recursion_sweep)]) == 0
-    assert (recursion_sweep / "report" / "report.md").is_file()
+    assert (recursion_sweep / "report.md").is_file()
     # A second pass does not take the report directory for a run.
     assert main([str(recursion_sweep)]) == 0
-    with (recursion_sweep / "report" / "report.csv").open(newline="") as handle:
+    with (recursion_sweep / "report.csv").open(newline="") as handle:
         assert [row["run"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
 
 

@@ -44,15 +44,15 @@ def test_multirun_then_report(tmp_path):
         text=True,
     )
     assert report.returncode == 0, report.stderr[-3000:]
-    rows = list(csv.DictReader((sweep / "report" / "report.csv").open()))
+    rows = list(csv.DictReader((sweep / "report.csv").open()))
     assert len(rows) == 2
     assert sorted(row["model.net.recursions"] for row in rows) == ["1", "3"]
     params = {row["model.net.recursions"]: int(float(row["params"])) for row in rows}
     assert params["1"] == params["3"] == 7548  # shared recursion weights: depth costs no parameters
-    pngs = {p.name: p for p in (sweep / "report").glob("*.png")}
+    pngs = {p.name: p for p in sweep.glob("*.png")}
     assert {"psnr_vs_params.png", "psnr_by_model_net_recursions.png", "loss_curves.png"} <= set(pngs), pngs
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs.values())
-    assert "model.net.recursions" in (sweep / "report" / "report.md").read_text()
+    assert "model.net.recursions" in (sweep / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -30,8 +30,10 @@ from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
 from lpnet.checkpoint import CheckpointError
-from lpnet.inference import Derainer
+from lpnet.inference import Derainer, OutputFullError
 
+# A setting, a checkpoint or the output folder the user can fix: one line, exit status 2.
+SETUP_ERRORS = (CheckpointError, FileNotFoundError, PermissionError, OutputFullError, ValueError, TypeError)
 USAGE = "usage: python -m lpnet.derain ckpt_path=CKPT input=FILE_OR_DIR output=DIR [tile=1024] [device=auto]"
 
 
@@ -51,7 +53,7 @@ def derain(cfg: DictConfig) -> int:
     except MissingMandatoryValue as err:
         print(f"error: missing setting {err.full_key}=...\n{USAGE}", file=sys.stderr)
         return 2
-    except (CheckpointError, FileNotFoundError, PermissionError, ValueError, TypeError) as err:
+    except SETUP_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     # Each failure was reported on stderr as it happened; the summary repeats them so none scrolls away.

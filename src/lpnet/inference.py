@@ -22,6 +22,7 @@ input lives (CPU for large photos) and only tiles travel to the network's device
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections import Counter
@@ -228,6 +229,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+class OutputFullError(OSError):
+    """The output device is full: every later image would fail the same way, so the run stops."""
+
+
 @dataclass
 class DerainSummary:
     """What :meth:`Derainer.derain_files` did: outputs written, inputs skipped, and failures with reasons."""
@@ -413,7 +418,14 @@ class Derainer:
                     summary.written.append(dst)
                 except ImageReadError as err:  # its message already names the file
                     error = str(err)
-                except (OSError, ValueError, torch.cuda.OutOfMemoryError) as err:  # write error, GPU OOM
+                except OSError as err:
+                    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise OutputFullError(
+                            f"{output_dir}: no space left (or quota reached) at {dst.name} after "
+                            f"{len(summary.written)} images; free space and rerun with skip_existing=true",
+                        ) from None
+                    error = f"{src}: {type(err).__name__}: {err}"
+                except (ValueError, torch.cuda.OutOfMemoryError) as err:  # GPU OOM
                     error = f"{src}: {type(err).__name__}: {err}"
             if error is not None:
                 summary.failed.append((src, error))

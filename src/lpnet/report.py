@@ -5,7 +5,7 @@ A sweep directory is what ``python -m lpnet.train experiment=ablation_* `` (or a
 ``config.yaml``, ``csv/metrics.csv`` while it trains and ``metrics.json`` once it has finished. A single
 run directory works too.
 
-The report, written to ``--output`` (default ``SWEEP_DIR/report``):
+The report, written to ``--output`` (default: the sweep directory itself, beside its runs):
 
 - ``report.md``: one row per run: the overrides that differ between runs (the swept values), parameters,
   MACs per pixel (from the run's ``model.net``, at 321×481), val/test PSNR and SSIM on Y and RGB, steps
@@ -511,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.output is None and len(args.sweep_dirs) > 1:
         parser.error("--output is needed with several sweep directories")
-    output = args.output or args.sweep_dirs[0] / "report"
+    output = args.output or args.sweep_dirs[0]
     for sweep_dir in args.sweep_dirs:
         if not sweep_dir.is_dir():
             parser.error(f"sweep directory {sweep_dir} does not exist")
