@@ -100,6 +100,17 @@ def test_cli_leaves_nothing_in_the_working_directory(tmp_path, monkeypatch, caps
         main()
 
 
+def test_cli_names_an_unreadable_clean_photo(tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(12):  # every split of the folder gets some of them
+        (photos / f"p{i}.png").write_bytes(b"not a png")
+    argv = ["lpnet.synthesize", f"output={tmp_path / 'out'}", "count=2", "crop_size=32"]
+    monkeypatch.setattr(sys, "argv", [*argv, f"clean_dir={photos}"])
+    with pytest.raises(SystemExit, match=rf"^lpnet.synthesize: {photos}/p\d+\.png: not a readable image"):
+        main()
+
+
 def test_output_is_read_back_by_the_datamodule(tmp_path):
     from lpnet.data.datamodule import RainDataModule
 
