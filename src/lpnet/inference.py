@@ -418,14 +418,12 @@ class Derainer:
                     summary.written.append(dst)
                 except ImageReadError as err:  # its message already names the file
                     error = str(err)
-                except OSError as err:
-                    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                except (OSError, ValueError, torch.cuda.OutOfMemoryError) as err:  # write error, GPU OOM
+                    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
                         raise OutputFullError(
                             f"{output_dir}: no space left (or quota reached) at {dst.name} after "
                             f"{len(summary.written)} images; free space and rerun with skip_existing=true",
                         ) from None
-                    error = f"{src}: {type(err).__name__}: {err}"
-                except (ValueError, torch.cuda.OutOfMemoryError) as err:  # GPU OOM
                     error = f"{src}: {type(err).__name__}: {err}"
             if error is not None:
                 summary.failed.append((src, error))
