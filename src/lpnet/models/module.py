@@ -37,7 +37,7 @@ class LitLPNet(LightningModule):
             :class:`FloatingPointError` naming the step (checkpoints already written stay intact); ``skip``
             drops that step (no optimiser update) and counts it in ``train/skipped_steps``.
         fast_cpu: run float32 CPU steps through :func:`lpnet.models.fast.fast_forward` (oneDNN kernels,
-            the same outputs and gradients within fp32 rounding, ~2× faster training steps measured by
+            the same outputs and gradients within fp32 rounding, ~1.6× faster training steps measured by
             ``python -m lpnet.bench``); ``False`` runs ``LPNet.forward`` as written. Other devices always
             run ``LPNet.forward``.
 
