@@ -76,3 +76,25 @@ def compose_train(output_dir: Path, overrides: list[str], config_name: str = "tr
         cfg.paths.output_dir = str(output_dir)
         del cfg.hydra
     return cfg
+
+
+def run_cli(main, *settings) -> int:
+    """Run a tool's console-script ``main`` in this process with ``settings`` as its command line.
+
+    Returns its exit status; what it prints goes to stdout/stderr as it would (read it with capsys).
+    """
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    argv = sys.argv
+    sys.argv = ["lpnet", *map(str, settings)]
+    try:
+        main()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+    return 0

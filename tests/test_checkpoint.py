@@ -16,7 +16,7 @@ def test_round_trip_keeps_architecture_and_weights(tmp_path):
     net = LPNet(num_levels=4, width_multiplier=0.5, recursions=2, share_weights=False)
     path = save_checkpoint(tmp_path / "m.pt", net, meta={"source": "test"})
     loaded = load_model(path)
-    assert loaded.config() == net.config()
+    assert loaded.config == net.config
     for (k, a), (_, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), k
     assert read_checkpoint(path)[2] == {"source": "test"}
@@ -33,12 +33,12 @@ def test_lightning_checkpoint_layout_loads(tmp_path):
     net = LPNet(recursions=3)
     ckpt = {
         "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-        "hyper_parameters": {"net": {**net.config(), "width_multiplier": 1.0}},
+        "hyper_parameters": {"net": {**vars(net.config), "width_multiplier": 1.0}},
         "global_step": 7,
     }
     torch.save(ckpt, tmp_path / "last.ckpt")
     loaded = load_model(tmp_path / "last.ckpt")
-    assert loaded.config() == net.config()
+    assert loaded.config == net.config
     assert read_checkpoint(tmp_path / "last.ckpt")[2]["global_step"] == 7
 
 
@@ -100,17 +100,17 @@ def _lightning_checkpoint(path, net_kwargs: dict) -> None:
 def test_training_arguments_read_as_the_network_config(tmp_path):
     _lightning_checkpoint(tmp_path / "last.ckpt", {"widths": None, "width_multiplier": 0.5, "recursions": 2})
     config, _, meta = read_checkpoint(tmp_path / "last.ckpt")
-    assert config == LPNet(width_multiplier=0.5, recursions=2).config() and meta["global_step"] == 3
+    assert config == LPNet(width_multiplier=0.5, recursions=2).config and meta["global_step"] == 3
 
 
 def test_resume_refuses_converted_weights_and_other_architectures(tmp_path):
     run = {"widths": None, "width_multiplier": 1.0, "recursions": 3}
     _lightning_checkpoint(tmp_path / "last.ckpt", run)
-    check_resumable(tmp_path / "last.ckpt", LPNet(recursions=3).config())
+    check_resumable(tmp_path / "last.ckpt", LPNet(recursions=3).config)
     with pytest.raises(CheckpointError, match="set model.net to match"):
-        check_resumable(tmp_path / "last.ckpt", LPNet().config())
+        check_resumable(tmp_path / "last.ckpt", LPNet().config)
     converted = save_checkpoint(tmp_path / "m.pt", LPNet())
     with pytest.raises(CheckpointError, match="model.init_from="):
-        check_resumable(converted, LPNet().config())
+        check_resumable(converted, LPNet().config)
     with pytest.raises(FileNotFoundError):
-        check_resumable(tmp_path / "missing.ckpt", LPNet().config())
+        check_resumable(tmp_path / "missing.ckpt", LPNet().config)

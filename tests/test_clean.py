@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from lpnet.config import SyntheticDataConfig
 from lpnet.data.clean import (
     SKIMAGE_SPLITS,
     SyntheticPairs,
@@ -74,8 +75,8 @@ class TestSyntheticPairs:
         assert photos <= set(SKIMAGE_SPLITS["train"]) and len(photos) >= 4
 
     def test_eval_sets_are_fixed_whatever_the_training_seed(self):
-        first = synthetic_datasets("rain_heavy", seed=1, val_length=2, test_length=2)
-        second = synthetic_datasets("rain_heavy", seed=2, val_length=2, test_length=2)
+        first = synthetic_datasets(SyntheticDataConfig(seed=1, val_length=2, test_length=2))
+        second = synthetic_datasets(SyntheticDataConfig(seed=2, val_length=2, test_length=2))
         assert not torch.equal(first["train"][0]["rainy"], second["train"][0]["rainy"])
         for split in ("val", "test"):
             for i in range(2):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 from lpnet import load_model, read_checkpoint
 from lpnet.convert import TFBundleError, convert_tf_checkpoint, crc32c, main, read_tf_bundle
@@ -288,7 +289,7 @@ def test_compressed_block_is_refused(tmp_path):
 
 def test_cli_round_trip(tmp_path, official_dir, capsys):
     dst = tmp_path / "heavy.pt"
-    assert main([str(official_dir / "weights" / "heavy_model.index"), str(dst)]) == 0
+    assert run_cli(main, f"source={official_dir / 'weights' / 'heavy_model.index'}", f"output={dst}") == 0
     out = capsys.readouterr().out
     assert str(dst) in out and "7,548 parameters" in out
     loaded = load_model(dst)
@@ -308,14 +309,14 @@ def test_cli_refuses_to_overwrite(tmp_path, official_dir, capsys):
     dst = tmp_path / "light.pt"
     dst.write_bytes(b"keep me")
     src = str(official_dir / "weights" / "light_model")
-    assert main([src, str(dst)]) == 1
+    assert run_cli(main, f"source={src}", f"output={dst}") == 2
     assert dst.read_bytes() == b"keep me"
-    assert "--force" in capsys.readouterr().err
-    assert main([src, str(dst), "--force"]) == 0
+    assert "overwrite=true" in capsys.readouterr().err
+    assert run_cli(main, f"source={src}", f"output={dst}", "overwrite=true") == 0
     assert load_model(dst).widths == OFFICIAL_WIDTHS
 
 
 def test_cli_reports_errors(tmp_path, capsys):
-    assert main([str(tmp_path / "missing"), str(tmp_path / "out.pt")]) == 1
+    assert run_cli(main, f"source={tmp_path / 'missing'}", f"output={tmp_path / 'out.pt'}") == 2
     assert "missing.index" in capsys.readouterr().err
     assert not (tmp_path / "out.pt").exists()

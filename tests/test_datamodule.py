@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from test_datasets import OFFSET, coordinate_image, write
 from torch.utils.data import DataLoader
 
+from lpnet.config import BenchmarkDataConfig
 from lpnet.data.datamodule import RainDataModule, benchmark_datamodule, synthetic_datamodule
 from lpnet.data.datasets import PairedImageDataset, TrainStream
 from lpnet.data.layouts import find_pairs
-
-CONFIG = Path(__file__).resolve().parents[1] / "src" / "lpnet" / "conf" / "data" / "benchmark.yaml"
 
 
 def official_tree(root: Path, train: int = 4, test: int = 2) -> Path:
@@ -34,7 +32,7 @@ def official_tree(root: Path, train: int = 4, test: int = 2) -> Path:
 def test_loaders(tmp_path):
     root = official_tree(tmp_path)
     dm = RainDataModule(
-        root, train_dir="train", test_dir="test", crop_size=8, batch_size=3, val_fraction=0.25
+        root=root, train_dir="train", test_dir="test", crop_size=8, batch_size=3, val_fraction=0.25
     )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
@@ -59,7 +57,7 @@ def test_layout_detected_per_split(tmp_path):
         write(tmp_path / "test" / "Rain100H" / "rainy" / f"rain-00{i}.png", coordinate_image())
         write(tmp_path / "test" / "Rain100H" / f"norain-00{i}.png", coordinate_image())
     dm = RainDataModule(
-        tmp_path, train_dir="train/RainTrainH", test_dir=tmp_path / "test" / "Rain100H", crop_size=8
+        root=tmp_path, train_dir="train/RainTrainH", test_dir=tmp_path / "test" / "Rain100H", crop_size=8
     )
     dm.setup(None)
     assert [p.key for p in dm.train_set.pairs] == ["rain-2"] and [p.key for p in dm.val_set.pairs] == [
@@ -70,10 +68,10 @@ def test_layout_detected_per_split(tmp_path):
 
 def test_val_dir_and_no_val(tmp_path):
     root = official_tree(tmp_path)
-    dm = RainDataModule(root, train_dir="train", val_dir="test", crop_size=8)
+    dm = RainDataModule(root=root, train_dir="train", val_dir="test", crop_size=8)
     dm.setup("fit")
     assert len(dm.train_set) == 4 and len(dm.val_set) == 2
-    dm = RainDataModule(root, train_dir="train", val_fraction=0, crop_size=8)
+    dm = RainDataModule(root=root, train_dir="train", val_fraction=0, crop_size=8)
     dm.setup("fit")
     assert len(dm.train_set) == 4 and dm.val_dataloader() == []
 
@@ -84,13 +82,13 @@ def test_val_split_keeps_clean_groups_together(tmp_path):
         write(tmp_path / "ground_truth" / f"{i}.jpg", coordinate_image())
         for j in range(1, 4):
             write(tmp_path / "rainy_image" / f"{i}_{j}.jpg", coordinate_image())
-    dm = RainDataModule(tmp_path, train_dir=".", val_fraction=0.2, crop_size=8, seed=4)
+    dm = RainDataModule(root=tmp_path, train_dir=".", val_fraction=0.2, crop_size=8, seed=4)
     dm.setup("fit")
     train_scenes = {p.clean for p in dm.train_set.pairs}
     val_scenes = {p.clean for p in dm.val_set.pairs}
     assert len(val_scenes) == 2 and len(train_scenes) == 8 and train_scenes.isdisjoint(val_scenes)
     assert len(dm.val_set) == 6 and len(dm.train_set) == 24
-    again = RainDataModule(tmp_path, train_dir=".", val_fraction=0.2, crop_size=8, seed=4)
+    again = RainDataModule(root=tmp_path, train_dir=".", val_fraction=0.2, crop_size=8, seed=4)
     again.setup("fit")
     assert {p.clean for p in again.val_set.pairs} == val_scenes  # seeded
 
@@ -98,13 +96,15 @@ def test_val_split_keeps_clean_groups_together(tmp_path):
 def test_layout_options_reach_the_layout(tmp_path):
     for i in (1, 2):
         write(tmp_path / "train" / f"{i}.png", coordinate_image(20, 48))
-    dm = RainDataModule(tmp_path, train_dir="train", layout_options={"rainy_side": "right"}, val_fraction=0)
+    dm = RainDataModule(
+        root=tmp_path, train_dir="train", layout_options={"rainy_side": "right"}, val_fraction=0
+    )
     dm.setup("fit")
     assert {p.rainy_side for p in dm.train_set.pairs} == {"right"}
 
 
 def test_missing_root_says_how_to_get_data(tmp_path):
-    dm = RainDataModule(tmp_path / "Rain100H", train_dir="train")
+    dm = RainDataModule(root=tmp_path / "Rain100H", train_dir="train")
     with pytest.raises(FileNotFoundError) as err:
         dm.setup("fit")
     message = str(err.value)
@@ -114,22 +114,22 @@ def test_missing_root_says_how_to_get_data(tmp_path):
 
 def test_missing_split_lists_root(tmp_path):
     root = official_tree(tmp_path)
-    dm = RainDataModule(root, train_dir="training")
+    dm = RainDataModule(root=root, train_dir="training")
     with pytest.raises(FileNotFoundError, match=r"training.*does not exist[\s\S]*holds: test, train"):
         dm.setup("fit")
     with pytest.raises(ValueError, match="train_dir"):
-        RainDataModule(root).setup("fit")
+        RainDataModule(root=root, train_dir=None).setup("fit")
     with pytest.raises(ValueError, match="test_dir"):
-        RainDataModule(root, train_dir="train").setup("test")
+        RainDataModule(root=root, train_dir="train", test_dir=None).setup("test")
 
 
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="val_fraction"):
-        RainDataModule(tmp_path, val_fraction=1.0)
+        RainDataModule(root=tmp_path, val_fraction=1.0)
     with pytest.raises(ValueError, match="batch_size"):
-        RainDataModule(tmp_path, batch_size=0)
+        RainDataModule(root=tmp_path, batch_size=0)
     with pytest.raises(ValueError, match="num_workers"):
-        RainDataModule(tmp_path, num_workers=-1)
+        RainDataModule(root=tmp_path, num_workers=-1)
 
 
 def test_ready_made_sources_replace_folders(tmp_path):
@@ -145,14 +145,19 @@ def test_ready_made_sources_replace_folders(tmp_path):
 
 
 def test_benchmark_config_instantiates_with_every_key(tmp_path):
-    config = OmegaConf.load(CONFIG)
-    config.pop("defaults")  # the type schema (tests/test_config_schema.py)
-    params = set(inspect.signature(RainDataModule.__init__).parameters) - {"self"}
-    sources = {"train_source", "val_source", "test_source"}  # the synthetic factory's business
-    assert set(config) - {"_target_"} == params - sources | {"fallback", "synthetic"}
+    """data=benchmark as train() builds it: the group's config with Hydra's wiring, every key accepted."""
+    from hydra import compose, initialize_config_module
+
     root = official_tree(tmp_path)
-    full = OmegaConf.create({"seed": 11, "paths": {"data_dir": str(root)}, "data": config})
-    dm = instantiate(full.data, num_workers=0, crop_size=8)
+    with initialize_config_module(config_module="lpnet.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.data_dir={root}", "seed=11", "data.crop_size=8"])
+    assert set(cfg.data) - {"_target_", "_convert_"} == {
+        f.name for f in dataclasses.fields(BenchmarkDataConfig)
+    } - {
+        "_target_",
+        "_convert_",
+    }
+    dm = instantiate(cfg.data, num_workers=0)
     assert isinstance(dm, RainDataModule) and dm.seed == 11 and dm.root == root
     dm.setup("fit")
     assert next(iter(dm.train_dataloader()))["rainy"].shape == (10, 3, 8, 8)
@@ -203,7 +208,9 @@ def test_resume_continues_the_data_stream(tmp_path):
     root = official_tree(tmp_path / "data")
 
     def datamodule(seed: int = 0) -> RainDataModule:
-        return RainDataModule(root, train_dir="train", crop_size=8, batch_size=2, val_fraction=0, seed=seed)
+        return RainDataModule(
+            root=root, train_dir="train", crop_size=8, batch_size=2, val_fraction=0, seed=seed
+        )
 
     straight = fit(datamodule(), max_steps=6).seen
     first = fit(datamodule(), max_steps=3)
@@ -221,7 +228,7 @@ def test_resume_with_gradient_accumulation(tmp_path):
     root = official_tree(tmp_path / "data")
 
     def datamodule() -> RainDataModule:
-        return RainDataModule(root, train_dir="train", crop_size=8, batch_size=2, val_fraction=0)
+        return RainDataModule(root=root, train_dir="train", crop_size=8, batch_size=2, val_fraction=0)
 
     straight = fit(datamodule(), max_steps=4, accumulate_grad_batches=2).seen
     first = fit(datamodule(), max_steps=2, accumulate_grad_batches=2)
@@ -237,7 +244,7 @@ def test_resume_after_skipped_steps(tmp_path):
     root = official_tree(tmp_path / "data")
 
     def datamodule() -> RainDataModule:
-        return RainDataModule(root, train_dir="train", crop_size=8, batch_size=2, val_fraction=0)
+        return RainDataModule(root=root, train_dir="train", crop_size=8, batch_size=2, val_fraction=0)
 
     straight = fit(datamodule(), max_steps=5, skip=(1, 2)).seen
     first = fit(datamodule(), max_steps=2, skip=(1, 2))
@@ -250,7 +257,7 @@ def test_resume_after_skipped_steps(tmp_path):
 class TestSyntheticAndFallback:
     def test_synthetic_module_streams_resumable_crops(self):
         dm = synthetic_datamodule(
-            "rain_light", crop_size=16, batch_size=3, seed=5, val_length=2, test_length=2
+            degradation="rain_light", crop_size=16, batch_size=3, seed=5, val_length=2, test_length=2
         )
         dm.setup("fit")
         stream = iter(dm.train_dataloader())

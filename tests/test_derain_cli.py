@@ -14,11 +14,18 @@ import torch
 from hydra import compose, initialize_config_module
 from PIL import Image
 
-from lpnet import LPNet, inference, load_model, save_checkpoint
-from lpnet.derain import derain
+from lpnet import LPNet, load_model, save_checkpoint
+from lpnet.apply import folder
+from lpnet.cli import execute
+from lpnet.derain import run
 from lpnet.io import to_uint8
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def derain(cfg) -> int:
+    """The derain command in this process: its exit status (messages on stdout/stderr as the CLI)."""
+    return execute(run, cfg)[0]
 
 
 def config(**settings):
@@ -163,7 +170,7 @@ def test_setup_errors(ckpt, inputs, tmp_path, capsys):
 
 def test_a_full_disk_stops_the_run_at_the_first_failed_write(ckpt, inputs, tmp_path, capsys, monkeypatch):
     """Every later image would fail the same way: stop, say where and how to resume, keep what was written."""
-    real_write, written = inference.write_image, []
+    real_write, written = folder.write_image, []
 
     def write_until_full(path, *args, **kwargs):
         if written:
@@ -171,7 +178,7 @@ def test_a_full_disk_stops_the_run_at_the_first_failed_write(ckpt, inputs, tmp_p
         written.append(path)
         return real_write(path, *args, **kwargs)
 
-    monkeypatch.setattr(inference, "write_image", write_until_full)
+    monkeypatch.setattr(folder, "write_image", write_until_full)
     out = tmp_path / "out"
     assert derain(config(ckpt_path=ckpt, input=inputs, output=out)) == 2
     err = capsys.readouterr().err

@@ -12,7 +12,7 @@ import pytest
 from conftest import PROJECT_ROOT, write_pair_tree
 
 from lpnet.checkpoint import save_checkpoint
-from lpnet.convert import main as convert
+from lpnet.convert import convert
 from lpnet.models.lpnet import LPNet
 
 # Official README table: light_model on the three Rain100L-style samples (Y PSNR / SSIM).
@@ -28,7 +28,7 @@ def run_eval(*overrides: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.official
 def test_official_light_weights_reproduce_the_table(official_dir, tmp_path):
-    assert convert([str(official_dir / "weights" / "light_model"), str(tmp_path / "light.pt")]) == 0
+    convert(official_dir / "weights" / "light_model", tmp_path / "light.pt")
     out = tmp_path / "eval"
     result = run_eval(
         f"ckpt_path={tmp_path / 'light.pt'}", f"data.root={official_dir / 'test'}", f"hydra.run.dir={out}",

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_module
 
 from lpnet.checkpoint import save_checkpoint
-from lpnet.export import INPUT_NAME, export, export_onnx
+from lpnet.export import INPUT_NAME, export_onnx, run
 from lpnet.models import LPNet
 
 ort = pytest.importorskip("onnxruntime")
@@ -56,9 +56,10 @@ def test_refuses_to_overwrite(exported):
 
 def test_export_from_checkpoint(tmp_path):
     ckpt = save_checkpoint(tmp_path / "net.pt", _net())
-    cfg = OmegaConf.load(SRC / "lpnet" / "conf" / "export.yaml")
-    cfg.ckpt_path, cfg.output = str(ckpt), str(tmp_path / "a.onnx")
-    assert export(cfg).is_file()
+    with initialize_config_module(config_module="lpnet.conf", version_base="1.3"):
+        cfg = compose("export", overrides=[f"ckpt_path={ckpt}", f"output={tmp_path / 'a.onnx'}"])
+    outcome = run(cfg)
+    assert (tmp_path / "a.onnx").is_file() and "onnxruntime matches PyTorch" in str(outcome.facts)
 
 
 def test_command_line(tmp_path):

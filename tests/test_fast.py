@@ -8,7 +8,7 @@ import torch
 from lpnet.models import LPNet
 from lpnet.models.fast import FastLPNet, fast_forward, fast_path_available, optimize_for_inference
 from lpnet.models.losses import MultiLevelLoss
-from lpnet.models.module import LitLPNet
+from lpnet.training.module import LitLPNet
 
 needs_onednn = pytest.mark.skipif(not fast_path_available(), reason="PyTorch built without oneDNN")
 

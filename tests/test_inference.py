@@ -1,4 +1,4 @@
-"""lpnet.inference: receptive field, exact tiling, and the Derainer on every input kind."""
+"""lpnet.apply: receptive field, exact tiling, and the Derainer on every input kind."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lpnet import LPNet, inference, save_checkpoint
-from lpnet.inference import Derainer, _spans, derain_tiled, receptive_field_radius, resolve_device
+from lpnet import LPNet, save_checkpoint
+from lpnet.apply import Derainer, derain_tiled, resolve_device, tiling
+from lpnet.apply.tiling import spans
 from lpnet.io import to_uint8
+from lpnet.models.complexity import receptive_field_radius
 
 TOL = 1 / 255
 
@@ -66,10 +68,10 @@ class TestSpans:
     @pytest.mark.parametrize(("tile", "overlap"), [(16, 0), (96, 56), (64, 236), (100, 7)])
     def test_cover_align_and_context(self, length, tile, overlap):
         align = 16
-        spans = _spans(length, tile, overlap, align)
-        covered = [i for s in spans for i in range(s.keep_start, s.keep_end)]
+        cut = spans(length, tile, overlap, align)
+        covered = [i for s in cut for i in range(s.keep_start, s.keep_end)]
         assert covered == list(range(length))
-        for s in spans:
+        for s in cut:
             assert s.win_start % align == 0
             assert (s.win_end - s.win_start) % align == length % align  # same pyramid parities
             assert s.win_start == 0 or s.keep_start - s.win_start >= overlap
@@ -128,13 +130,13 @@ class TestDerainTiled:
 
     def test_freed_memory_handed_back_between_tiles(self, monkeypatch):
         calls = []
-        monkeypatch.setattr(inference, "release_free_memory", lambda: calls.append(1))
+        monkeypatch.setattr(tiling, "release_free_memory", lambda: calls.append(1))
         net = small_net(3)
         derain_tiled(net, torch.rand(1, 3, 40, 47), tile=1024)
         assert calls == []  # one window: nothing to bound
         derain_tiled(net, torch.rand(1, 3, 100, 200), tile=48)
         radius = receptive_field_radius(net)
-        windows = len(_spans(100, 48, radius, 4)) * len(_spans(200, 48, radius, 4))
+        windows = len(spans(100, 48, radius, 4)) * len(spans(200, 48, radius, 4))
         assert len(calls) == windows > 1  # after every network call
 
     def test_dtype_kept_and_result_is_an_ordinary_tensor(self):

@@ -15,7 +15,7 @@ from conftest import PROJECT_ROOT, compose_train
 from hydra.utils import instantiate
 from test_train import SMALL
 
-from lpnet.callbacks import AtomicCheckpointIO
+from lpnet.training.callbacks import AtomicCheckpointIO
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lpnet.models.lpnet import LPNet, default_widths
+from lpnet.config import LPNetConfig
+from lpnet.models.lpnet import LPNet
 from lpnet.models.pyramid import laplacian_pyramid, pyr_up
 
 
@@ -19,8 +20,8 @@ def test_official_parameter_count():
 
 def test_official_widths_coarse_to_fine():
     assert LPNet().widths == [1, 2, 4, 8, 16]
-    assert default_widths(5, 2.0) == [2, 4, 8, 16, 32]
-    assert default_widths(3) == [4, 8, 16]
+    assert LPNetConfig(width_multiplier=2.0).level_widths() == [2, 4, 8, 16, 32]
+    assert LPNetConfig(num_levels=3).level_widths() == [4, 8, 16]
 
 
 @pytest.mark.parametrize("size", [(1, 1), (5, 8), (17, 30), (33, 33)])
@@ -75,7 +76,7 @@ def test_ablation_options_change_the_network():
 
 def test_config_rebuilds_identical_network():
     net = LPNet(num_levels=4, width_multiplier=0.5, recursions=3, share_weights=False, residual_skip=False)
-    twin = LPNet(**net.config())
+    twin = LPNet(net.config)
     twin.load_state_dict(net.state_dict())
     x = torch.rand(1, 3, 20, 20)
     assert torch.equal(net(x)[-1], twin(x)[-1])

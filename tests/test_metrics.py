@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lpnet.io import to_uint8
-from lpnet.metrics import PSNRY, SSIMY, deraining_metrics, psnr_y, quantize, rgb_to_y, ssim_y
+from lpnet.metrics import psnr_y, quantize, rgb_to_y, ssim_y
+from lpnet.scoring import Scoreboard
 
 
 def _gray(level: float, h: int = 16, w: int = 16, batch: int = 1) -> torch.Tensor:
@@ -130,39 +131,43 @@ def test_ssim_y_known_values():
     assert got == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), rel=1e-12)
 
 
-# ------------------------------------------------------------------ torchmetrics classes
+# ------------------------------------------------------------------ the scoring path (lpnet.scoring)
 
 
-def test_metrics_average_per_image_scores():
+def test_scoreboard_averages_per_image_scores():
     gen = torch.Generator().manual_seed(1)
     targets = torch.rand(5, 3, 16, 16, generator=gen)
     preds = targets + 0.05 * torch.randn(targets.shape, generator=gen)
-    psnr, ssim = PSNRY(), SSIMY()
+    rainy = targets + 0.2 * torch.rand(targets.shape, generator=gen)
+    board = Scoreboard()
     for sl in (slice(0, 2), slice(2, 5)):  # batches of unequal size: a mean of batch means would differ
-        psnr.update(preds[sl], targets[sl])
-        ssim.update(preds[sl], targets[sl])
+        board.update(
+            preds[sl], targets[sl], rainy=rainy[sl], keys=[f"k{i}" for i in range(sl.start, sl.stop)]
+        )
+    means = board.compute()
     q = quantize(preds)
-    assert psnr.compute().item() == pytest.approx(psnr_y(q, targets).mean().item(), abs=1e-12)
-    assert ssim.compute().item() == pytest.approx(ssim_y(q, targets).mean().item(), abs=1e-12)
-    assert psnr.count.item() == 5
-    raw = PSNRY(quantize=False)
-    raw.update(preds, targets)
-    assert raw.compute().item() == pytest.approx(psnr_y(preds, targets).mean().item(), abs=1e-12)
-    assert raw.compute().item() != pytest.approx(psnr.compute().item(), abs=1e-6)
-
-
-def test_deraining_metrics_collection():
-    gen = torch.Generator().manual_seed(2)
-    targets = torch.rand(3, 3, 24, 24, generator=gen)
-    preds = targets + 0.03 * torch.randn(targets.shape, generator=gen)
-    metrics = deraining_metrics(prefix="val/")
-    metrics.update(preds[:1], targets[:1])
-    metrics.update(preds[1:], targets[1:])
-    out = metrics.compute()
-    assert set(out) == {"val/psnr_y", "val/ssim_y", "val/psnr_rgb", "val/ssim_rgb"}
-    q = quantize(preds)
+    assert means["psnr_y"].item() == pytest.approx(psnr_y(q, targets).mean().item(), abs=1e-12)
+    assert means["ssim_y"].item() == pytest.approx(ssim_y(q, targets).mean().item(), abs=1e-12)
+    assert means["input_psnr_y"].item() == pytest.approx(
+        psnr_y(quantize(rainy), targets).mean().item(), abs=1e-12
+    )
     mse = (q - targets).square().mean(dim=(1, 2, 3))
-    assert out["val/psnr_rgb"].item() == pytest.approx((10 * torch.log10(1 / mse)).mean().item(), rel=1e-5)
-    assert out["val/psnr_y"].item() == pytest.approx(psnr_y(q, targets).mean().item(), abs=1e-12)
-    assert 0 < out["val/ssim_rgb"].item() < 1 and 0 < out["val/ssim_y"].item() < 1
-    assert set(deraining_metrics().keys()) == {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"}
+    assert means["psnr_rgb"].item() == pytest.approx((10 * torch.log10(1 / mse)).mean().item(), rel=1e-5)
+    assert 0 < means["ssim_rgb"].item() < 1
+    rows = board.rows()
+    assert [r["key"] for r in rows] == ["k0", "k1", "k2", "k3", "k4"]
+    assert rows[3]["psnr_y"] == pytest.approx(psnr_y(q[3:4], targets[3:4]).item(), abs=1e-12)
+    board.reset()
+    assert board.rows() == [] and board.compute() == {}
+
+
+def test_scoreboard_quantisation_is_a_setting():
+    gen = torch.Generator().manual_seed(2)
+    targets = torch.rand(2, 3, 24, 24, generator=gen)
+    preds = targets + 0.03 * torch.randn(targets.shape, generator=gen)
+    raw, saved = Scoreboard(quantize_pred=False), Scoreboard()
+    raw.update(preds, targets)
+    saved.update(preds, targets)
+    assert raw.compute()["psnr_y"].item() == pytest.approx(psnr_y(preds.clamp(0, 1), targets).mean().item())
+    assert raw.compute()["psnr_y"].item() != pytest.approx(saved.compute()["psnr_y"].item(), abs=1e-6)
+    assert "input_psnr_y" not in raw.compute()  # no rainy inputs given: no baseline

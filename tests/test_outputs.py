@@ -16,7 +16,8 @@ import torch
 from matplotlib.figure import Figure
 
 from lpnet import LPNet, save_checkpoint
-from lpnet.io import save_figure, write_image, write_json, write_text
+from lpnet.files import save_figure, write_json, write_text
+from lpnet.io import write_image
 
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "lpnet"
 

@@ -19,7 +19,7 @@ import torch
 from conftest import PROJECT_ROOT
 
 from lpnet import load_model
-from lpnet.convert import main as convert_main
+from lpnet.convert import convert
 from lpnet.io import read_image
 from lpnet.metrics import psnr_y, quantize, ssim_y
 
@@ -47,12 +47,12 @@ def _pair(official_dir: Path, image: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def converted(official_dir, tmp_path_factory) -> dict[str, Path]:
-    """Both official checkpoints converted by the command-line tool."""
+    """Both official checkpoints converted as the convert command converts them."""
     out = tmp_path_factory.mktemp("converted")
     paths = {}
     for name in ("light_model", "heavy_model"):
         paths[name] = out / f"{name}.pt"
-        assert convert_main([str(official_dir / "weights" / name), str(paths[name])]) == 0
+        convert(official_dir / "weights" / name, paths[name])
     return paths
 
 

@@ -25,10 +25,11 @@ from hydra import compose, initialize_config_module
 from PIL import Image
 
 from lpnet import LPNet, save_checkpoint
+from lpnet.cli import execute
 from lpnet.data.datasets import PairedImageDataset
 from lpnet.data.layouts import find_pairs
-from lpnet.derain import derain
-from lpnet.eval import run as run_eval
+from lpnet.derain import run as derain_run
+from lpnet.eval import run as eval_run
 from lpnet.io import ImageReadError, read_image
 
 H, W = 20, 30
@@ -120,6 +121,14 @@ def test_unreadable_file(tmp_path):
         read_image(path)
 
 
+def derain(cfg) -> int:
+    return execute(derain_run, cfg)[0]
+
+
+def run_eval(cfg) -> int:
+    return execute(eval_run, cfg)[0]
+
+
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
     torch.manual_seed(0)
@@ -207,7 +216,7 @@ def test_paired_dataset_every_input(tmp_path):
 
 
 def eval_config(ckpt: Path, root: Path, out: Path):
-    overrides = [f"ckpt_path={ckpt}", f"data.root={root}", f"paths.output_dir={out}", "device=cpu"]
+    overrides = [f"ckpt_path={ckpt}", f"data.root={root}", f"output={out}", "device=cpu"]
     with initialize_config_module(version_base="1.3", config_module="lpnet.conf"):
         return compose("eval", overrides=overrides)
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import PROJECT_ROOT, compose_train
 
-from lpnet.models.module import LitLPNet
 from lpnet.train import train
+from lpnet.training.module import LitLPNet
 
 SMALL = [
     "trainer.max_steps=6",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_cli
 from PIL import Image
 
 from lpnet.models.complexity import count_params, macs_per_pixel
@@ -101,9 +102,9 @@ def assert_png(path: Path) -> None:
 
 def test_report_rows_columns_and_plots(recursion_sweep: Path, tmp_path: Path, capsys):
     out = tmp_path / "rep"
-    assert main([str(recursion_sweep), "--output", str(out)]) == 0
+    assert run_cli(main, f"input={recursion_sweep}", f"output={out}") == 0
     printed = capsys.readouterr().out
-    assert "4 runs, 3 complete" in printed and f"wrote {out / 'report.md'}" in printed
+    assert "4 runs, 3 complete" in printed and str(out / "report.md") in printed
 
     with (out / "report.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -135,17 +136,17 @@ def test_report_rows_columns_and_plots(recursion_sweep: Path, tmp_path: Path, ca
 
 
 def test_default_output_is_inside_the_sweep(recursion_sweep: Path):
-    assert main([str(recursion_sweep)]) == 0
+    assert run_cli(main, f"input={recursion_sweep}") == 0
     assert (recursion_sweep / "report.md").is_file()
     # A second pass does not take the report directory for a run.
-    assert main([str(recursion_sweep)]) == 0
+    assert run_cli(main, f"input={recursion_sweep}") == 0
     with (recursion_sweep / "report.csv").open(newline="") as handle:
         assert [row["run"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
 
 
 def test_unwritable_output_is_one_line(recursion_sweep: Path, tmp_path: Path, capsys):
     (tmp_path / "file").write_text("in the way")
-    assert main([str(recursion_sweep), "--output", str(tmp_path / "file" / "report")]) == 1
+    assert run_cli(main, f"input={recursion_sweep}", f"output={tmp_path / 'file' / 'report'}") == 2
     assert "is not writable" in capsys.readouterr().err
 
 
@@ -175,14 +176,14 @@ def table_from(sweep: Path):
     return table(collect_runs([sweep]))
 
 
-def test_several_sweeps_need_output_and_get_prefixed_labels(recursion_sweep: Path, tmp_path: Path):
+def test_several_sweeps_need_output_and_get_prefixed_labels(recursion_sweep: Path, tmp_path: Path, capsys):
     other = tmp_path / "multirun" / "ablation_loss" / "2026-01-02_00-00-00"
     for num, loss in enumerate(["paper", "l2"]):
         make_run(other, num, [f"loss={loss}", "experiment=ablation_loss"], psnr=29.0 + num)
-    with pytest.raises(SystemExit):
-        main([str(recursion_sweep), str(other)])
+    assert run_cli(main, f"input=[{recursion_sweep},{other}]") == 2
+    assert "set output=DIR" in capsys.readouterr().err
     out = tmp_path / "both"
-    assert main([str(recursion_sweep), str(other), "--output", str(out)]) == 0
+    assert run_cli(main, f"input=[{recursion_sweep},{other}]", f"output={out}") == 0
     with (out / "report.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6
@@ -195,13 +196,12 @@ def test_several_sweeps_need_output_and_get_prefixed_labels(recursion_sweep: Pat
 
 def test_a_single_run_directory_and_bad_input(tmp_path: Path, capsys):
     run = make_run(tmp_path / "one", 0, ["loss=l1"], psnr=28.0)
-    assert main([str(run), "--output", str(tmp_path / "r1")]) == 0
+    assert run_cli(main, f"input={run}", f"output={tmp_path / 'r1'}") == 0
     assert "| 0 | complete |" in (tmp_path / "r1" / "report.md").read_text()
-    with pytest.raises(SystemExit):
-        main([str(tmp_path / "missing")])
-    assert "missing does not exist" in capsys.readouterr().err
+    assert run_cli(main, f"input={tmp_path / 'missing'}") == 2
+    assert f"input={tmp_path / 'missing'}: no such sweep or run directory" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert main([str(tmp_path / "empty")]) == 1
+    assert run_cli(main, f"input={tmp_path / 'empty'}") == 2
     assert "no run directories" in capsys.readouterr().err
 
 

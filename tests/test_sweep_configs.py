@@ -20,6 +20,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import lpnet
+import lpnet.conf
 from lpnet.models.lpnet import LPNet
 from lpnet.report import collect_runs, table
 
@@ -126,6 +127,7 @@ from pathlib import Path
 import hydra
 from omegaconf import OmegaConf
 
+import lpnet.conf  # the structured configs the YAML files start from
 from lpnet.models.lpnet import LPNet
 
 

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
+import re
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import run_cli
+from hydra import compose, initialize_config_module
 
-import lpnet
 from lpnet.io import read_image
 from lpnet.synthesize import main, synthesize
 
-CONF_DIR = str(Path(lpnet.__file__).parent / "conf")
-
 
 def _cfg(*overrides: str):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module="lpnet.conf", version_base="1.3"):
         return compose(config_name="synthesize", overrides=list(overrides))
 
 
@@ -92,23 +89,22 @@ def test_whole_test_photos_by_default(tmp_path):
 def test_cli_leaves_nothing_in_the_working_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = ["lpnet.synthesize", "output=out", "count=1", "crop_size=32", "degradation=noise"]
-    monkeypatch.setattr(sys, "argv", argv)
-    main()
+    assert run_cli(main, *argv[1:]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no .hydra/, outputs/ or log file
     assert (tmp_path / "out" / "rain" / "rain-001.png").is_file()
-    with pytest.raises(SystemExit, match=r"^lpnet.synthesize: output out is not empty"):
-        main()
+    assert run_cli(main, *argv[1:]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: output out is not empty")
 
 
-def test_cli_names_an_unreadable_clean_photo(tmp_path, monkeypatch):
+def test_cli_names_an_unreadable_clean_photo(tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
     for i in range(12):  # every split of the folder gets some of them
         (photos / f"p{i}.png").write_bytes(b"not a png")
-    argv = ["lpnet.synthesize", f"output={tmp_path / 'out'}", "count=2", "crop_size=32"]
-    monkeypatch.setattr(sys, "argv", [*argv, f"clean_dir={photos}"])
-    with pytest.raises(SystemExit, match=rf"^lpnet.synthesize: {photos}/p\d+\.png: not a readable image"):
-        main()
+    argv = [f"output={tmp_path / 'out'}", "count=2", "crop_size=32", f"clean_dir={photos}"]
+    assert run_cli(main, *argv) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.match(rf"error: {photos}/p\d+\.png: not a readable image", last)
 
 
 def test_output_is_read_back_by_the_datamodule(tmp_path):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_train import small_run
 
-from lpnet import loggers
-from lpnet.loggers import wandb_has_credentials, wandb_logger, wandb_reachable
 from lpnet.train import train
+from lpnet.training import loggers
+from lpnet.training.loggers import wandb_has_credentials, wandb_logger, wandb_reachable
 
 
 def read_offline_run(path: Path) -> list:

@@ -1,6 +1,6 @@
 """CPU benchmark: every figure next to the plain eager reference measured in the same run, as a ratio.
 
-``python -m lpnet.bench [--quick] [--threads 2] [--repeats 5] [--compile] [--output FILE.json]``
+``python -m lpnet.bench [quick=true] [threads=2] [repeats=5] [compile=true] [output=FILE.json]``
 
 Every row is measured in a fresh process of its own, so that no method inherits another's allocator
 state or peak memory (in one shared process the eager reference's time swung 3× with what ran before it).
@@ -9,18 +9,18 @@ Reference rows run PyTorch as it comes; lpnet's rows run the way lpnet's tools r
 Inference (batch 1, float32): ``LPNet.derain`` as it is (eager, NCHW, under ``torch.no_grad``), the same
 with the allocator tuned (:mod:`lpnet.allocator`: how much of the gain is the allocator alone), the fast
 path :func:`lpnet.models.fast.optimize_for_inference` (what ``Derainer`` runs), onnxruntime when installed,
-and ``torch.compile`` (inductor, weights frozen) with ``--compile``, whose compilation time is reported apart.
-A 4096×4096 image goes through :func:`lpnet.inference.derain_tiled` (1024-px tiles, the exact overlap).
+and ``torch.compile`` (inductor, weights frozen) with ``compile=true``, whose compilation time is
+reported apart.
+A 4096×4096 image goes through :func:`lpnet.apply.tiling.derain_tiled` (1024-px tiles, the exact overlap).
 Training: one step of batch 10 at 80×80 (forward, the paper's loss, backward, Adam): written plainly
 (``LPNet.forward``, kornia's SSIM) against ``LitLPNet``'s own step (:func:`lpnet.models.fast.fast_forward`,
 lpnet's SSIM), from the same weights and data, with the largest difference between their loss curves.
-Each figure is the median of ``--repeats`` timed calls after a warm-up; peak RSS is the process's
+Each figure is the median of ``repeats`` timed calls after a warm-up; peak RSS is the process's
 high-water mark during that measurement (reset before it where Linux allows).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -34,18 +34,25 @@ from typing import Any
 
 import torch
 
-from lpnet.io import write_json
+from lpnet.cli import Outcome, command
+from lpnet.config import BenchCommandConfig, DerainConfig
+from lpnet.files import write_json
 
 FULL_SIZES = ((321, 481), (1024, 1024))
 QUICK_SIZES = ((48, 64),)
 TILED_SIZE = (4096, 4096)
-TILE = 1024  # the Derainer default; the overlap is its default too (exact: the receptive field)
+TILE = DerainConfig.tile  # the Derainer default; the overlap is its default too (exact)
 TRAIN_FULL = {"batch": 10, "size": 80, "steps": 10}
 TRAIN_QUICK = {"batch": 2, "size": 32, "steps": 2}
 REFERENCE = "eager (reference)"
 INFERENCE_METHODS = (REFERENCE, "eager + tuned allocator", "fast", "onnxruntime")
 TRAINING_METHODS = (REFERENCE, "fast (LitLPNet)")
 WORKER_TIMEOUT_S = 1800
+# What a row's fresh process runs: one measurement, printed as JSON.
+WORKER_SCRIPT = (
+    "import json, sys; from lpnet.bench import run_worker; "
+    "print(json.dumps(run_worker(json.loads(sys.argv[1]))))"
+)
 
 
 def _reset_peak_rss() -> bool:
@@ -152,7 +159,7 @@ def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _measure_tiled(spec: dict[str, Any]) -> dict[str, Any]:
-    from lpnet.inference import derain_tiled
+    from lpnet.apply.tiling import derain_tiled
     from lpnet.models.fast import optimize_for_inference
 
     net = _seeded_net()
@@ -178,7 +185,7 @@ def _reference_loss(outputs: list[torch.Tensor], clean: torch.Tensor) -> torch.T
 def _measure_training(spec: dict[str, Any]) -> dict[str, Any]:
     """Training steps from seeded weights and data; the loss of every step (warm-up included) comes back."""
     from lpnet.models import LPNet
-    from lpnet.models.module import LitLPNet
+    from lpnet.training.module import LitLPNet
 
     batch, size = spec["batch"], spec["size"]
     torch.manual_seed(0)
@@ -231,7 +238,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _in_subprocess(spec: dict[str, Any]) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-m", "lpnet.bench", "--worker", json.dumps(spec)],
+        [sys.executable, "-c", WORKER_SCRIPT, json.dumps(spec)],
         capture_output=True, text=True, timeout=WORKER_TIMEOUT_S,
     )  # fmt: skip
     if result.returncode != 0:
@@ -292,8 +299,11 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def run(
-    quick: bool = False, threads: int = 2, repeats: int | None = None, with_compile: bool = False
+def run_benchmark(
+    quick: bool = BenchCommandConfig.quick,
+    threads: int = BenchCommandConfig.threads,
+    repeats: int | None = BenchCommandConfig.repeats,
+    with_compile: bool = BenchCommandConfig.compile,
 ) -> dict[str, Any]:
     """Run the whole benchmark, one process per row, and return its results as a JSON-ready dict."""
     repeats = repeats or (2 if quick else 5)
@@ -348,28 +358,19 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m lpnet.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes and 2 repeats (seconds)")
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
-    parser.add_argument(
-        "--repeats", type=int, default=None, help="timed calls per figure (default 5, quick 2)"
-    )
-    parser.add_argument("--compile", action="store_true", help="add torch.compile rows (slow to compile)")
-    parser.add_argument("--output", type=Path, default=None, help="also write the results to this JSON file")
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one row, in a child process
-    args = parser.parse_args(argv)
-    if args.worker is not None:
-        print(json.dumps(run_worker(json.loads(args.worker))))
-        return {}
-    if args.threads < 1 or (args.repeats is not None and args.repeats < 1):
-        parser.error("--threads and --repeats must be >= 1")
-    results = run(args.quick, args.threads, args.repeats, args.compile)
+def run(cfg: Any) -> Outcome:
+    """The command: ``python -m lpnet.bench [quick=true] [threads=2] [output=FILE.json]``."""
+    if cfg.threads < 1 or (cfg.repeats is not None and cfg.repeats < 1):
+        raise ValueError(f"threads and repeats must be >= 1, got threads={cfg.threads} repeats={cfg.repeats}")
+    results = run_benchmark(cfg.quick, cfg.threads, cfg.repeats, cfg.compile)
     print(format_table(results))
-    if args.output is not None:
-        write_json(args.output, results, sort_keys=False)
-    return results
+    facts = []
+    if cfg.output is not None:
+        facts.append(("results", write_json(cfg.output, results, sort_keys=False)))
+    return Outcome("lpnet bench done", facts, value=results)
 
+
+main = command("bench", run)
 
 if __name__ == "__main__":
     main()

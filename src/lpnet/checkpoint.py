@@ -2,26 +2,39 @@
 
 An lpnet checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads (no pickled code):
 
-``{"format": "lpnet", "version": 1, "model_config": {LPNet kwargs}, "state_dict": ..., "meta": ...}``
+``{"format": "lpnet", "version": 1, "model_config": {LPNetConfig fields}, "state_dict": ..., "meta": ...}``
 
-Lightning checkpoints written by :class:`lpnet.models.module.LitLPNet` load too: their hyper-parameters
+Lightning checkpoints written by :class:`lpnet.training.LitLPNet` load too: their hyper-parameters
 hold the same plain ``net`` dict and the network's weights sit under the ``net.`` prefix.
+
+Every loader goes through one gate (:func:`read_checkpoint`) before anything is built: the architecture
+must lie within :class:`~lpnet.config.LPNetConfig`'s bounds and cost less than :data:`MAX_PARAMS`
+parameters and :data:`MAX_BYTES_PER_MEGAPIXEL` of inference memory (computed on the meta device, so a
+46 KB file that claims a 16,000-wide subnet allocates nothing), and every tensor must be a finite float.
+A refusal names the file and the offending field.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lpnet.io import atomic_write
+from lpnet.config import LPNetConfig, from_dict, plain
+from lpnet.files import atomic_write
+from lpnet.models.complexity import architecture_cost
 from lpnet.models.lpnet import LPNet
 
 FORMAT = "lpnet"
 VERSION = 1
 LIGHTNING_PREFIX = "net."
+# 1,000× the official model's parameters (7,548) and far beyond any published LPNet variant.
+MAX_PARAMS = 10_000_000
+# What a laptop can give one megapixel of float32 inference.
+MAX_BYTES_PER_MEGAPIXEL = 8 * 2**30
 
 
 class CheckpointError(ValueError):
@@ -34,7 +47,7 @@ def save_checkpoint(path: str | os.PathLike, net: LPNet, meta: dict[str, Any] | 
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "model_config": net.config(),
+        "model_config": plain(net.config),
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "meta": dict(meta or {}),
     }
@@ -43,10 +56,15 @@ def save_checkpoint(path: str | os.PathLike, net: LPNet, meta: dict[str, Any] | 
     return path
 
 
-def read_checkpoint(
-    path: str | os.PathLike,
-) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
-    """Read ``(model_config, state_dict, meta)`` from an lpnet or LitLPNet checkpoint, executing nothing."""
+def read_checkpoint(path: str | os.PathLike) -> tuple[LPNetConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """Read ``(config, state_dict, meta)`` from an lpnet or LitLPNet checkpoint, executing nothing.
+
+    The config comes back resolved (widths written out) and checked (see the module doc).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: not a checkpoint, or one that fails the gate; the message names the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -54,6 +72,7 @@ def read_checkpoint(
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt, truncated or code-carrying files
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first_line = first_line.split(" Re-running `torch.load` with `weights_only`")[0]  # unsafe advice
         raise CheckpointError(
             f"{path}: not a loadable lpnet checkpoint (read with weights_only=True, nothing executed): "
             f"{first_line}"
@@ -61,33 +80,59 @@ def read_checkpoint(
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: expected a checkpoint dict, found {type(ckpt).__name__}")
     if ckpt.get("format") == FORMAT:
-        return dict(ckpt["model_config"]), ckpt["state_dict"], dict(ckpt.get("meta", {}))
-    hparams = ckpt.get("hyper_parameters", {})
-    if "state_dict" in ckpt and isinstance(hparams.get("net"), dict):
+        raw_config, state, meta = ckpt.get("model_config"), ckpt.get("state_dict"), ckpt.get("meta") or {}
+        where = "model_config"
+    elif "state_dict" in ckpt and isinstance(ckpt.get("hyper_parameters", {}).get("net"), dict):
+        raw_config, where = ckpt["hyper_parameters"]["net"], "hyper_parameters.net"
         state = {
             k[len(LIGHTNING_PREFIX) :]: v
             for k, v in ckpt["state_dict"].items()
-            if k.startswith(LIGHTNING_PREFIX)
+            if isinstance(k, str) and k.startswith(LIGHTNING_PREFIX)
         }
         meta = {"epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"), "source": "lightning"}
-        return _canonical_config(path, hparams["net"]), state, meta
-    raise CheckpointError(
-        f"{path}: neither an lpnet checkpoint (key 'format'='lpnet') nor a LitLPNet Lightning checkpoint "
-        f"(keys 'state_dict' and 'hyper_parameters.net'); found keys {sorted(ckpt)[:8]}"
-    )
-
-
-def _canonical_config(path: Path, net_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """A training run's ``model.net`` arguments (``widths: null``, a multiplier) as :meth:`LPNet.config`."""
-    try:
-        return LPNet(**net_kwargs).config()
-    except (TypeError, ValueError) as err:
+    else:
         raise CheckpointError(
-            f"{path}: its model.net {net_kwargs} does not describe an LPNet: {err}"
-        ) from None
+            f"{path}: neither an lpnet checkpoint (key 'format'='lpnet') nor a LitLPNet Lightning "
+            f"checkpoint (keys 'state_dict' and 'hyper_parameters.net'); found keys "
+            f"{sorted(map(str, ckpt))[:8]}"
+        )
+    config = _checked_config(path, raw_config, where)
+    _check_state(path, state)
+    return config, state, dict(meta) if isinstance(meta, dict) else {}
 
 
-def check_resumable(path: str | os.PathLike, net_config: dict[str, Any]) -> None:
+def _checked_config(path: Path, raw: Any, where: str) -> LPNetConfig:
+    """The checkpoint's architecture, resolved, within bounds and affordable; else a CheckpointError."""
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: {where} must be a dict of LPNet settings, found {type(raw).__name__}")
+    try:
+        config = from_dict(LPNetConfig, raw, where).resolved()
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    cost = architecture_cost(config)
+    if cost.params > MAX_PARAMS or cost.bytes_per_megapixel > MAX_BYTES_PER_MEGAPIXEL:
+        raise CheckpointError(
+            f"{path}: {where} describes an LPNet of {cost.params:,} parameters needing about "
+            f"{cost.bytes_per_megapixel / 2**30:.1f} GB per megapixel (widths {config.widths}, "
+            f"{config.recursions} recursions); lpnet refuses more than {MAX_PARAMS:,} parameters or "
+            f"{MAX_BYTES_PER_MEGAPIXEL / 2**30:.0f} GB per megapixel"
+        )
+    return config
+
+
+def _check_state(path: Path, state: Any) -> None:
+    """Every entry a finite floating-point tensor; else a CheckpointError naming it."""
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{path}: no network weights (state_dict is missing or empty)")
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            kind = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise CheckpointError(f"{path}: weight {name!r} is {kind}, not a floating-point tensor")
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: weight {name!r} holds NaN or infinite values")
+
+
+def check_resumable(path: str | os.PathLike, net_config: LPNetConfig) -> None:
     """Refuse, before any work, a ``ckpt_path`` that cannot resume a training run of ``net_config``.
 
     Raises:
@@ -100,21 +145,33 @@ def check_resumable(path: str | os.PathLike, net_config: dict[str, Any]) -> None
             f"ckpt_path={path}: converted weights hold no training state to resume (optimiser, step); "
             f"start a run from them with model.init_from={path}"
         )
-    if config != net_config:
-        raise CheckpointError(
-            f"ckpt_path={path} holds an LPNet {config}, but this run builds {net_config} "
-            "(set model.net to match)"
-        )
+    check_same_architecture(f"ckpt_path={path}", config, net_config)
+
+
+def check_same_architecture(what: str, found: LPNetConfig, expected: LPNetConfig) -> None:
+    """Raise a CheckpointError naming ``what`` and the differing settings when the two networks differ."""
+    found, expected = found.resolved(), expected.resolved()
+    if found == expected:
+        return
+    differ = {
+        f.name: (getattr(found, f.name), getattr(expected, f.name))
+        for f in dataclasses.fields(LPNetConfig)
+        if getattr(found, f.name) != getattr(expected, f.name)
+    }
+    details = ", ".join(f"{name} {a} (this run: {b})" for name, (a, b) in differ.items())
+    raise CheckpointError(f"{what} holds another LPNet: {details}; set model.net to match")
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> LPNet:
     """Build the LPNet a checkpoint describes and load its weights (strictly), in eval mode."""
     config, state, _ = read_checkpoint(path)
+    net = LPNet(config)
     try:
-        net = LPNet(**config)
         net.load_state_dict(state, strict=True)
-    except (TypeError, ValueError, RuntimeError) as err:
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
         raise CheckpointError(
-            f"{path}: weights do not fit the LPNet it describes ({config}): {err}"
+            f"{path}: weights do not fit the LPNet it describes (widths {config.widths}, "
+            f"{config.recursions} recursions): {' '.join(line.strip() for line in first[:2])}"
         ) from None
     return net.to(map_location).eval()

@@ -1,4 +1,5 @@
-"""Official TensorFlow checkpoints → lpnet checkpoints, without TensorFlow.
+"""Official TensorFlow checkpoints → lpnet checkpoints, without TensorFlow:
+``python -m lpnet.convert source=path/to/heavy_model output=heavy.pt [overwrite=true]``.
 
 The LPNet project page ships TF1 checkpoints: ``PREFIX.index`` + ``PREFIX.data-00000-of-00001``.
 
@@ -23,22 +24,23 @@ Variable mapping (``subnet1`` is the coarsest level, ``LPNet.subnets[0]``; TF ke
 The number of levels and each width ``f`` are read from the checkpoint, so differently sized official-style
 models convert too. Command line::
 
-    python -m lpnet.convert weights/light_model light.pt
+    python -m lpnet.convert source=weights/light_model output=light.pt [overwrite=true]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import struct
-import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from lpnet.checkpoint import save_checkpoint
+from lpnet.cli import Outcome, command
+from lpnet.config import ConvertCommandConfig
 from lpnet.models.lpnet import LPNet
 
 TABLE_MAGIC = 0xDB4775248B80FB57
@@ -341,33 +343,41 @@ def convert_tf_checkpoint(prefix: str | os.PathLike) -> LPNet:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lpnet.convert SRC_PREFIX DST [--force]``; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m lpnet.convert",
-        description="Convert an official LPNet TensorFlow checkpoint to an lpnet checkpoint (no TF needed).",
-    )
-    parser.add_argument("src", help="TF checkpoint prefix (e.g. weights/light_model) or its .index file")
-    parser.add_argument("dst", help="lpnet checkpoint to write (e.g. light_model.pt)")
-    parser.add_argument("--force", action="store_true", help="overwrite DST if it exists")
-    args = parser.parse_args(argv)
-    dst = Path(args.dst)
-    if dst.exists() and not args.force:
-        print(f"error: {dst} exists; pass --force to overwrite it", file=sys.stderr)
-        return 1
-    try:
-        net = convert_tf_checkpoint(args.src)
-    except (FileNotFoundError, TFBundleError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    index_path, _ = _bundle_paths(args.src)
-    num_variables = 2 * len(CONV_LAYOUT) * net.num_levels
-    meta = {"source": str(index_path.resolve()), "variables": num_variables}
-    save_checkpoint(dst, net, meta)
-    params = sum(p.numel() for p in net.parameters())
-    print(f"wrote {dst}: LPNet widths={net.widths}, {params:,} parameters from {num_variables} TF variables")
-    return 0
+def convert(
+    source: str | os.PathLike, output: str | os.PathLike, overwrite: bool = ConvertCommandConfig.overwrite
+) -> LPNet:
+    """Convert the official TF checkpoint ``source`` and save it as the lpnet checkpoint ``output``.
 
+    Raises:
+        FileExistsError: ``output`` exists and ``overwrite`` is false.
+        IsADirectoryError: ``output`` is a folder.
+        FileNotFoundError / TFBundleError: ``source`` is missing or not a readable TF checkpoint.
+    """
+    output = Path(output)
+    if output.is_dir():
+        raise IsADirectoryError(
+            f"output={output} is a folder; give the checkpoint file to write (e.g. {output}/heavy.pt)"
+        )
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"output={output} exists; pass overwrite=true to replace it")
+    net = convert_tf_checkpoint(source)
+    index_path, _ = _bundle_paths(source)
+    meta = {"source": str(index_path.resolve()), "variables": 2 * len(CONV_LAYOUT) * net.num_levels}
+    save_checkpoint(output, net, meta)
+    return net
+
+
+def run(cfg: Any) -> Outcome:
+    """The command: ``python -m lpnet.convert source=TF_PREFIX output=FILE.pt [overwrite=true]``."""
+    net = convert(cfg.source, cfg.output, overwrite=cfg.overwrite)
+    params = sum(p.numel() for p in net.parameters())
+    return Outcome(
+        f"lpnet convert: wrote {cfg.output}",
+        [("network", f"LPNet widths {net.widths}, {params:,} parameters"), ("from", cfg.source)],
+    )
+
+
+main = command("convert", run)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,8 +1,4 @@
-"""Derain images and folders from the command line.
-
-Usage::
-
-    python -m lpnet.derain ckpt_path=light.pt input=photos/ output=derained/ [tile=1024] [device=cpu]
+"""Derain images and folders: ``python -m lpnet.derain ckpt_path=CKPT input=FILE_OR_DIR output=DIR``.
 
 Every image below ``input`` (or the single ``input`` file) is written to ``output`` with its relative path
 and stem kept, as ``<stem>.png`` (``<name>.png``, e.g. ``x.jpg.png``, where two inputs share a stem, so
@@ -16,57 +12,35 @@ inside, the input folder is refused. How each kind of image is handled (all outp
 - Palette (P): expanded to RGB (RGBA with transparency).
 - EXIF orientation is applied, so outputs look the way viewers show the input.
 
-Large images run tile by tile with exact results (see :mod:`lpnet.inference`). A file that cannot be read
+Large images run tile by tile with exact results (:mod:`lpnet.apply.tiling`). A file that cannot be read
 or written is reported by name on one line and the rest go on. Exit status: 0 all done, 1 some files
-failed, 2 nothing done (bad setting, missing checkpoint, unwritable or refused output folder).
+failed, 2 nothing done (bad setting, missing checkpoint, unwritable or refused output folder, full disk).
 """
 
 from __future__ import annotations
 
-import sys
-
-import hydra
 from omegaconf import DictConfig
-from omegaconf.errors import MissingMandatoryValue
 
-from lpnet.checkpoint import CheckpointError
-from lpnet.inference import Derainer, OutputFullError
-
-# A setting, a checkpoint or the output folder the user can fix: one line, exit status 2.
-SETUP_ERRORS = (CheckpointError, FileNotFoundError, PermissionError, OutputFullError, ValueError, TypeError)
-USAGE = "usage: python -m lpnet.derain ckpt_path=CKPT input=FILE_OR_DIR output=DIR [tile=1024] [device=auto]"
+from lpnet.apply import Derainer
+from lpnet.cli import Outcome, command
 
 
-def derain(cfg: DictConfig) -> int:
-    """Run the derain tool on a composed ``conf/derain.yaml``; returns the exit status (0, 1 or 2)."""
-    try:
-        derainer = Derainer(
-            cfg.ckpt_path, device=cfg.device, tile=cfg.tile, overlap=cfg.overlap, batch_size=cfg.batch_size
-        )
-        summary = derainer.derain_files(
-            cfg.input,
-            cfg.output,
-            format=cfg.format,
-            skip_existing=cfg.skip_existing,
-            progress=cfg.progress,
-        )
-    except MissingMandatoryValue as err:
-        print(f"error: missing setting {err.full_key}=...\n{USAGE}", file=sys.stderr)
-        return 2
-    except SETUP_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    # Each failure was reported on stderr as it happened; the summary repeats them so none scrolls away.
-    if summary.failed:
-        print("failed:\n" + "\n".join(f"  {reason}" for _, reason in summary.failed))
-    print(f"{summary} -> {cfg.output}")
-    return 1 if summary.failed else 0
+def run(cfg: DictConfig) -> Outcome:
+    """Derain ``cfg.input`` into ``cfg.output`` (settings: :class:`lpnet.config.DerainCommandConfig`)."""
+    derainer = Derainer(
+        cfg.ckpt_path, device=cfg.device, tile=cfg.tile, overlap=cfg.overlap, batch_size=cfg.batch_size
+    )
+    summary = derainer.derain_files(
+        cfg.input, cfg.output, format=cfg.format, skip_existing=cfg.skip_existing, progress=cfg.progress
+    )
+    return Outcome(
+        f"lpnet derain: {summary}",
+        [("output", cfg.output), ("checkpoint", cfg.ckpt_path)],
+        failed=[reason for _, reason in summary.failed],
+    )
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="derain")
-def main(cfg: DictConfig) -> None:
-    sys.exit(derain(cfg))
-
+main = command("derain", run)
 
 if __name__ == "__main__":
     main()

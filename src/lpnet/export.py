@@ -15,13 +15,14 @@ import os
 import warnings
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from lpnet.checkpoint import load_model
-from lpnet.io import atomic_write
+from lpnet.cli import Outcome, command
+from lpnet.config import ExportCommandConfig
+from lpnet.files import atomic_write
 from lpnet.models.lpnet import LPNet
 
 INPUT_NAME = "image"
@@ -40,7 +41,12 @@ class FinestLevel(nn.Module):
         return self.net(x)[-1]
 
 
-def export_onnx(net: LPNet, path: str | os.PathLike, opset: int = 17, overwrite: bool = False) -> Path:
+def export_onnx(
+    net: LPNet,
+    path: str | os.PathLike,
+    opset: int = ExportCommandConfig.opset,
+    overwrite: bool = ExportCommandConfig.overwrite,
+) -> Path:
     """Write ``net`` as an ONNX graph with dynamic batch, height and width.
 
     Args:
@@ -95,24 +101,20 @@ def check_onnx(net: LPNet, path: str | os.PathLike, sizes=((37, 53), (64, 64)), 
     return worst
 
 
-def export(cfg: DictConfig) -> Path:
-    """Export ``cfg.ckpt_path`` to ``cfg.output`` (see ``conf/export.yaml``); return the written path."""
+def run(cfg: DictConfig) -> Outcome:
+    """Export ``cfg.ckpt_path`` to ``cfg.output`` (settings: :class:`lpnet.config.ExportCommandConfig`)."""
     net = load_model(cfg.ckpt_path)
     path = export_onnx(net, cfg.output, opset=int(cfg.opset), overwrite=bool(cfg.overwrite))
+    facts: list[tuple[str, str]] = [("from", cfg.ckpt_path)]
     if cfg.check:
         try:
-            worst = check_onnx(net, path)
+            facts.append(("checked", f"onnxruntime matches PyTorch within {check_onnx(net, path):.2g}"))
         except ImportError:
-            print(f"wrote {path} (onnxruntime not installed: not checked)")
-        else:
-            print(f"wrote {path} (onnxruntime matches PyTorch within {worst:.2g})")
-    return path
+            facts.append(("checked", "no: onnxruntime is not installed"))
+    return Outcome(f"lpnet export: wrote {path}", facts)
 
 
-@hydra.main(config_path="conf", config_name="export", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    export(cfg)
-
+main = command("export", run)
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""Image and file I/O: every error names the file; every write is atomic.
+"""Image files in and out (the codec): every error names the file; every write is atomic (:mod:`lpnet.files`).
 
 Image conventions (all readers): RGB float32 tensors ``(3, H, W)`` in [0, 1].
 
@@ -14,19 +14,16 @@ Image conventions (all readers): RGB float32 tensors ``(3, H, W)`` in [0, 1].
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
+
+from lpnet.files import atomic_write
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 # Pillow modes with a single colour channel (with or without alpha): written back as grayscale.
@@ -149,51 +146,6 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return (x.detach().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` in one step.
-
-    A kill or an error leaves either the old file or none, never a half-written one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_file_beside(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def ensure_writable_folder(folder: str | os.PathLike) -> Path:
-    """Create ``folder`` and prove a file can be written there, so a bad output fails before any work.
-
-    Raises:
-        PermissionError: naming the folder and the reason (not writable, a file in the way, ...).
-    """
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _new_file_beside(folder / "write-test").unlink()
-    except OSError as err:
-        raise PermissionError(f"output folder {folder} is not writable: {err.strerror or err}") from None
-    return folder
-
-
-def _new_file_beside(path: Path) -> Path:
-    """A new empty hidden file next to ``path``, with the permissions a plain write would give it.
-
-    (``tempfile.mkstemp`` makes files 0600, which the rename would hand on to every output.)
-    """
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
-            return tmp
-        except FileExistsError:
-            continue
-
-
 def rgb_to_luma(image: Tensor) -> Tensor:
     """``(*, 3, H, W)`` RGB → ``(*, 1, H, W)`` ITU-R 601 luma (here, not kornia: io stays light to import)."""
     weights = torch.tensor(LUMA_WEIGHTS, dtype=image.dtype, device=image.device).view(3, 1, 1)
@@ -218,26 +170,6 @@ def encode_pil(image: Tensor, alpha: Tensor | None = None, grayscale: bool = Fal
         arr = np.concatenate([arr, a[..., None]], axis=2)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
     return Image.fromarray(arr[..., 0] if mode == "L" else arr, mode=mode)
-
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
-
-
-def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Save a matplotlib ``Figure`` atomically; the format follows the suffix of ``path``."""
-    path = Path(path)
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or None, dpi=dpi)
-    return path
-
-
-def write_json(path: str | os.PathLike, payload: Any, *, sort_keys: bool = True) -> Path:
-    """Write ``payload`` as indented JSON (non-JSON values as ``str``), atomically."""
-    return write_text(path, json.dumps(payload, indent=2, sort_keys=sort_keys, default=str) + "\n")
 
 
 def write_image(

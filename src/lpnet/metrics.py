@@ -2,7 +2,8 @@
 
 Deraining papers (JORDER, DDN, PReNet, LPNet, ...) score the luma channel of MATLAB's ``rgb2ycbcr`` with
 MATLAB scripts: ``psnr = 20·log10(255 / rmse)`` and Wang et al.'s ``ssim_index``. The functions here are
-those scripts in torch (float64, runs on GPU); next to them sit the plain RGB metrics of torchmetrics.
+those scripts in torch (float64, runs on GPU). :mod:`lpnet.scoring` adds the plain RGB metrics of
+torchmetrics and averages per image.
 
 | convention | value |
 | --- | --- |
@@ -28,11 +29,9 @@ Notes:
 - SSIM is ``ssim_index.m``; the later ``ssim.m`` first downsamples by ``round(min(H, W) / 256)``, which is 1
   (no change) for images whose short side is under 384 pixels, such as Rain100L/H.
 
-Example::
-
-    metrics = deraining_metrics(prefix="val/")
-    metrics.update(pred, target)  # RGB (B, 3, H, W) in [0, 1]
-    metrics.compute()  # {"val/psnr_y": ..., "val/ssim_y": ..., "val/psnr_rgb": ..., "val/ssim_rgb": ...}
+Scoring a whole set (per image, then the mean; with the rainy input's scores beside) is
+:class:`lpnet.scoring.Scoreboard`: the one scoring path of ``lpnet.eval``, training's validation and test,
+and the demo.
 """
 
 from __future__ import annotations
@@ -42,9 +41,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import Metric, MetricCollection
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
-from torchmetrics.wrappers import LambdaInputTransformer
 
 # MATLAB rgb2ycbcr, first row of Poynton's matrix (BT.601), for R, G, B in [0, 1] → Y in 0..255.
 Y_WEIGHTS = (65.481, 128.553, 24.966)
@@ -171,104 +167,3 @@ def ssim_y(pred: Tensor, target: Tensor, *, round_y: bool = True) -> Tensor:
             f"ssim_y needs images of at least {SSIM_WINDOW}×{SSIM_WINDOW}, got {tuple(pred.shape)}"
         )
     return ssim_map(_luma(pred, round_y), _luma(target, round_y)).mean(dim=(1, 2, 3))
-
-
-class _PerImageMean(Metric):
-    """Dataset score = mean of per-image scores, accumulated as ``sum`` and ``count``."""
-
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(self, quantize: bool = True, round_y: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.quantize = quantize
-        self.round_y = round_y
-        self.add_state("sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0), dist_reduce_fx="sum")
-
-    @staticmethod
-    def _score(pred: Tensor, target: Tensor, round_y: bool) -> Tensor:
-        raise NotImplementedError
-
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        """Add a batch: ``preds`` and ``target`` RGB ``(B, 3, H, W)`` in [0, 1]."""
-        if self.quantize:
-            preds = quantize(preds)
-        scores = self._score(preds, target, self.round_y)
-        self.sum += scores.sum()
-        self.count += scores.numel()
-
-    def compute(self) -> Tensor:
-        return self.sum / self.count
-
-
-class PSNRY(_PerImageMean):
-    """Mean per-image Y-channel PSNR (:func:`psnr_y`), predictions quantised like saved outputs.
-
-    Args:
-        quantize: score ``uint8(clip(pred) * 255)`` as the official test does (targets are used as given).
-        round_y: round Y like MATLAB ``rgb2ycbcr`` on uint8 images.
-    """
-
-    plot_lower_bound = 0.0
-
-    @staticmethod
-    def _score(pred: Tensor, target: Tensor, round_y: bool) -> Tensor:
-        return psnr_y(pred, target, round_y=round_y)
-
-
-class SSIMY(_PerImageMean):
-    """Mean per-image Y-channel SSIM (:func:`ssim_y`), predictions quantised like saved outputs.
-
-    Args:
-        quantize: score ``uint8(clip(pred) * 255)`` as the official test does (targets are used as given).
-        round_y: round Y like MATLAB ``rgb2ycbcr`` on uint8 images.
-    """
-
-    plot_lower_bound = 0.0
-    plot_upper_bound = 1.0
-
-    @staticmethod
-    def _score(pred: Tensor, target: Tensor, round_y: bool) -> Tensor:
-        return ssim_y(pred, target, round_y=round_y)
-
-
-def _clip(x: Tensor) -> Tensor:
-    return x.clamp(0, 1)
-
-
-# What the RGB metrics see of a prediction: the saved 8-bit image, or just the clipped one.
-_PRED_TRANSFORMS = {True: quantize, False: _clip}
-
-
-def rgb_metrics(quantize: bool = True) -> dict[str, Metric]:
-    """torchmetrics' RGB PSNR (per image, then averaged) and SSIM on [0, 1] images.
-
-    Predictions are quantised (or only clipped when ``quantize=False``) so they see the image one would save.
-    """
-    transform = _PRED_TRANSFORMS[bool(quantize)]
-    return {
-        "psnr_rgb": LambdaInputTransformer(PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)), transform),
-        "ssim_rgb": LambdaInputTransformer(StructuralSimilarityIndexMeasure(data_range=1.0), transform),
-    }
-
-
-def deraining_metrics(prefix: str = "", quantize: bool = True, round_y: bool = True) -> MetricCollection:
-    """The four scores lpnet reports: ``psnr_y``, ``ssim_y`` (the papers'), ``psnr_rgb``, ``ssim_rgb``.
-
-    Args:
-        prefix: prepended to every key (e.g. ``"val/"``).
-        quantize: score predictions as saved 8-bit outputs (the official protocol).
-        round_y: round Y like MATLAB ``rgb2ycbcr`` on uint8 images.
-
-    Returns:
-        A ``MetricCollection``; ``update(pred, target)`` with RGB ``(B, 3, H, W)`` in [0, 1].
-    """
-    metrics: dict[str, Metric] = {
-        "psnr_y": PSNRY(quantize=quantize, round_y=round_y),
-        "ssim_y": SSIMY(quantize=quantize, round_y=round_y),
-        **rgb_metrics(quantize),
-    }
-    # compute groups would merge metrics whose states happen to coincide after the first batch.
-    return MetricCollection(metrics, prefix=prefix or None, compute_groups=False)

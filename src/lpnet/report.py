@@ -1,11 +1,13 @@
-"""Summarise Hydra sweeps: ``python -m lpnet.report SWEEP_DIR [SWEEP_DIR ...] [--output DIR]``.
+"""Summarise training runs and sweeps: ``python -m lpnet.report input=SWEEP_DIR [output=DIR]``.
 
 A sweep directory is what ``python -m lpnet.train experiment=ablation_* `` (or any ``-m`` run) leaves in
 ``multirun/<task_name>/<date>/``: one sub-directory per run holding ``.hydra/overrides.yaml``, the composed
 ``config.yaml``, ``csv/metrics.csv`` while it trains and ``metrics.json`` once it has finished. A single
 run directory works too.
 
-The report, written to ``--output`` (default: the sweep directory itself, beside its runs):
+``input`` may also be a glob pattern (``input='multirun/ablation_*/*'``) or a list
+(``input=[multirun/a,multirun/b]``; then ``output`` is needed). The report, written to ``output``
+(default: the sweep directory itself, beside its runs):
 
 - ``report.md``: one row per run: the overrides that differ between runs (the swept values), parameters,
   MACs per pixel (from the run's ``model.net``, at 321×481), val/test PSNR and SSIM on Y and RGB, steps
@@ -18,15 +20,14 @@ The report, written to ``--output`` (default: the sweep directory itself, beside
 
 from __future__ import annotations
 
-import argparse
 import csv
-import inspect
+import dataclasses
+import glob
 import io
 import json
 import math
 import os
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +39,10 @@ from hydra.errors import OverrideParseException
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lpnet.io import ensure_writable_folder, save_figure, write_text
+from lpnet.cli import Outcome, command
+from lpnet.config import LPNetConfig
+from lpnet.files import ensure_writable_folder, save_figure, write_text
 from lpnet.models.complexity import count_params, macs_per_pixel
-from lpnet.models.lpnet import LPNet
 
 METRICS = (
     "val/psnr_y",
@@ -148,13 +150,13 @@ def _net_cost(cfg: DictConfig | None) -> tuple[int | None, float | None, str]:
     net_cfg = OmegaConf.select(cfg, "model.net", default=None) if cfg is not None else None
     if not isinstance(net_cfg, DictConfig):
         return None, None, "no model.net in the config"
-    kwargs = OmegaConf.to_container(net_cfg, resolve=False)
-    accepted = inspect.signature(LPNet).parameters
+    settings = OmegaConf.to_container(net_cfg, resolve=False)
+    known = {f.name for f in dataclasses.fields(LPNetConfig)}
     try:
-        net = LPNet(**{k: v for k, v in kwargs.items() if k in accepted})
+        config = LPNetConfig(**{k: v for k, v in settings.items() if k in known})
     except (TypeError, ValueError) as err:
         return None, None, f"model.net does not build an LPNet: {err}"
-    return count_params(net), macs_per_pixel(net), ""
+    return count_params(config), macs_per_pixel(config), ""
 
 
 def read_loss_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
@@ -495,36 +497,40 @@ def write_report(sweep_dirs: Sequence[Path], output: Path) -> list[Path]:
     return [output / "report.md", output / "report.csv", *plots]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lpnet.report",
-        description="Tabulate and plot the runs of Hydra sweeps (multirun/<task_name>/<date>/).",
-    )
-    parser.add_argument(
-        "sweep_dirs", nargs="+", type=Path, metavar="SWEEP_DIR", help="a Hydra multirun directory"
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        help="where to write the report (default: SWEEP_DIR/report; needed for several)",
-    )
-    args = parser.parse_args(argv)
-    if args.output is None and len(args.sweep_dirs) > 1:
-        parser.error("--output is needed with several sweep directories")
-    output = args.output or args.sweep_dirs[0]
-    for sweep_dir in args.sweep_dirs:
-        if not sweep_dir.is_dir():
-            parser.error(f"sweep directory {sweep_dir} does not exist")
-        runs = find_runs(sweep_dir)
-        print(f"{sweep_dir}: {len(runs)} runs, {sum((r / 'metrics.json').is_file() for r in runs)} complete")
-    try:
-        written = write_report(args.sweep_dirs, output)
-    except (ValueError, PermissionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(*(f"wrote {path}" for path in written), sep="\n")
-    return 0
+def input_dirs(value: Any) -> list[Path]:
+    """The ``input`` setting as folders: one path, a glob pattern (``multirun/ablation_*/*``), or a list.
 
+    Raises:
+        FileNotFoundError: a path or pattern matches no folder.
+    """
+    items = list(value) if isinstance(value, list | tuple | ListConfig) else [value]
+    folders: list[Path] = []
+    for item in map(str, items):
+        matches = sorted(Path(p) for p in glob.glob(item)) if glob.has_magic(item) else [Path(item)]
+        found = [p for p in matches if p.is_dir()]
+        if not found:
+            raise FileNotFoundError(f"input={item}: no such sweep or run directory")
+        folders += found
+    return folders
+
+
+def run(cfg: Any) -> Outcome:
+    """The command: ``python -m lpnet.report input=SWEEP_DIR [output=DIR]``."""
+    sweeps = input_dirs(cfg.input)
+    if cfg.output is None and len(sweeps) > 1:
+        raise ValueError(f"input names {len(sweeps)} folders: set output=DIR for their report")
+    output = Path(cfg.output) if cfg.output is not None else sweeps[0]
+    facts = []
+    for sweep_dir in sweeps:
+        runs = find_runs(sweep_dir)
+        complete = sum((r / "metrics.json").is_file() for r in runs)
+        facts.append((str(sweep_dir), f"{len(runs)} runs, {complete} complete"))
+    written = write_report(sweeps, output)
+    facts += [("wrote", path) for path in written]
+    return Outcome(f"lpnet report: {output / 'report.md'}", facts)
+
+
+main = command("report", run)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

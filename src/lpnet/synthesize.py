@@ -2,7 +2,7 @@
 
 The folder gets the Rain100L/H layout, ``DIR/rain/rain-001.png`` and ``DIR/norain/norain-001.png`` ..., and
 ``DIR/params.json`` with every sample's drawn parameters, so the set can be regenerated and studied.
-``synthesize(cfg)`` is a plain function (tests call it); ``main`` only wraps it in Hydra.
+``synthesize(cfg)`` is a plain function (tests call it); the command only wraps it.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from lpnet.cli import Outcome, command
 from lpnet.data.clean import SyntheticPairs
 from lpnet.data.degradations import ConfiguredDegradation, build_degradation
 from lpnet.data.rain import PRESETS
-from lpnet.io import ensure_writable_folder, write_image, write_json
+from lpnet.files import ensure_writable_folder, write_json
+from lpnet.io import write_image
 
 
 def _degradation(cfg: DictConfig) -> ConfiguredDegradation:
@@ -81,13 +82,14 @@ def synthesize(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="synthesize")
-def main(cfg: DictConfig) -> None:
-    try:
-        synthesize(cfg)
-    except (ValueError, OSError) as err:  # a setting or file the user can fix: one line, no traceback
-        raise SystemExit(f"lpnet.synthesize: {err}") from None
+def run(cfg: DictConfig) -> Outcome:
+    out = synthesize(cfg)
+    return Outcome(
+        f"lpnet synthesize: wrote {cfg.count} pairs", [("folder", out), ("parameters", out / "params.json")]
+    )
 
+
+main = command("synthesize", run)
 
 if __name__ == "__main__":
     main()

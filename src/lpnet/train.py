@@ -1,6 +1,15 @@
-"""Training entry point: ``python -m lpnet.train experiment=heavy_rain``.
+"""Train LPNet: ``python -m lpnet.train experiment=heavy_rain`` (or ``lpnet-train``).
 
-``train(cfg)`` is a plain function (tests and sweeps call it); ``main`` only wraps it in Hydra.
+Composes ``conf/train.yaml`` with its groups (data, degradation, model, loss, optim, trainer, logger,
+callbacks, paths, experiment, hparams_search, debug), fits, tests the best checkpoint, and writes
+``checkpoints/{best,last}.ckpt``, ``metrics.json`` and the composed ``config.yaml`` into the run directory
+(``outputs/<task_name>/<time>/``, or ``hydra.run.dir=DIR``). Examples::
+
+    python -m lpnet.train experiment=heavy_rain model.net.recursions=3 optim.lr=5e-4
+    python -m lpnet.train data=synthetic degradation=rain_light trainer.max_steps=20000
+    python -m lpnet.train experiment=heavy_rain ckpt_path=outputs/heavy_rain/<run>/checkpoints/last.ckpt
+
+``train(cfg)`` is a plain function (tests and sweeps call it); the command only wraps it.
 """
 
 from __future__ import annotations
@@ -11,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -23,9 +31,9 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lpnet.allocator import tune_cpu_allocator
-from lpnet.checkpoint import CheckpointError, check_resumable
-from lpnet.data.layouts import LayoutError
-from lpnet.io import ImageReadError, ensure_writable_folder, write_json, write_text
+from lpnet.checkpoint import check_resumable
+from lpnet.cli import Outcome, command
+from lpnet.files import ensure_writable_folder, write_json, write_text
 from lpnet.models.complexity import count_params, macs_per_pixel
 
 
@@ -59,8 +67,8 @@ def swept_keys() -> list[str]:
     return sorted(keys)
 
 
-def train(cfg: DictConfig) -> float | None:
-    """Fit (and test) LPNet as ``cfg`` describes; returns ``cfg.optimized_metric`` for sweepers.
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit (and test) LPNet as ``cfg`` describes; returns the summary also written to ``metrics.json``.
 
     Writes ``<output_dir>/checkpoints/{best,last}.ckpt``, ``metrics.json`` and the composed
     ``config.yaml`` into ``cfg.paths.output_dir``.
@@ -76,81 +84,66 @@ def train(cfg: DictConfig) -> float | None:
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model)
     if cfg.get("ckpt_path"):
-        check_resumable(cfg.ckpt_path, model.net.config())
+        check_resumable(cfg.ckpt_path, model.net.config)
     callbacks = _instantiate_dict(cfg.get("callbacks"))
     loggers: list[Logger] = _instantiate_dict(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
 
     # weights_only: resuming unpickles no code, whatever torch's default is (lpnet.checkpoint likewise)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     metrics = {k: _plain(v) for k, v in trainer.callback_metrics.items()}
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test") and not trainer.fast_dev_run:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({k: _plain(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
+    summary = {
+        "metrics": metrics,
+        "params": count_params(model.net),
+        "macs_per_pixel": macs_per_pixel(model.net),  # at 321×481, the benchmark size (1 MAC = 2 FLOPs)
+        "global_step": trainer.global_step,
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "best_checkpoint": best or None,
+    }
     if trainer.is_global_zero:
-        summary = {
-            "metrics": metrics,
-            "params": count_params(model.net),
-            "macs_per_pixel": macs_per_pixel(model.net),  # at 321×481, the benchmark size (1 MAC = 2 FLOPs)
-            "global_step": trainer.global_step,
-            "wall_time_s": round(time.perf_counter() - started, 2),
-            "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
-        }
         write_json(output_dir / "metrics.json", summary)
     for logger in loggers:
         if isinstance(logger, WandbLogger):  # each run of a multirun must be its own W&B run
             logger.experiment.finish()
-    value = metrics.get(cfg.get("optimized_metric"))
-    return float(value) if value is not None else None
+    return summary
 
 
-# Problems the user can fix, reported on one line: a NaN loss (exit 1), or bad data, checkpoint or output
-# folder (exit 2). Anything else is a bug and keeps its traceback.
-USER_ERRORS = (
-    FloatingPointError,
-    ImageReadError,
-    LayoutError,
-    CheckpointError,
-    FileNotFoundError,
-    PermissionError,
-)
-
-
-def _user_error(err: BaseException | None) -> BaseException | None:
-    """The user-fixable error behind ``err`` (Hydra wraps errors raised while instantiating a config)."""
-    while err is not None and not isinstance(err, USER_ERRORS):
-        err = err.__cause__
-    return err
-
-
-def _message(err: BaseException) -> str:
-    """``err``'s own message; a DataLoader worker's error carries the worker's traceback before it."""
-    text = str(err).strip()
-    if "Original Traceback" not in text:
-        return text
-    last = text.splitlines()[-1]
-    prefix = f"{type(err).__module__}.{type(err).__qualname__}: "
-    return last.removeprefix(prefix)
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> Outcome:
+    """The command: :func:`train`, then a summary of where the results are."""
+    output_dir = Path(cfg.paths.output_dir)
+    last = output_dir / "checkpoints" / "last.ckpt"
     try:
-        return train(cfg)
-    except SIGTERMException:  # LastCheckpoint saved last.ckpt and said how to resume; a sweep stops too
-        print("stopped by SIGTERM/Ctrl-C", file=sys.stderr)
+        summary = train(cfg)
+    except SIGTERMException:  # LastCheckpoint saved last.ckpt; a sweep stops too
+        print(f"stopped by SIGTERM/Ctrl-C; resume with ckpt_path={last}", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
-    except Exception as err:
-        problem = _user_error(err)
-        if problem is None or HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # a bug keeps its traceback; a failed job of a sweep is recorded and the others run
-        print(f"error: {_message(problem)}", file=sys.stderr)
-        sys.exit(1 if isinstance(problem, FloatingPointError) else 2)
+    metrics = summary["metrics"]
+    facts: list[tuple[str, Any]] = [("run directory", output_dir)]
+    if summary["best_checkpoint"]:
+        facts.append(("best checkpoint", summary["best_checkpoint"]))
+    if last.is_file():
+        facts.append(("last checkpoint", last))
+    for key in ("val/psnr_y_best", "test/psnr_y", "test/ssim_y", "test/input_psnr_y"):
+        if metrics.get(key) is not None:
+            facts.append((key, f"{metrics[key]:.4f}"))
+    facts += [("steps", summary["global_step"]), ("wall time", f"{summary['wall_time_s']:.0f} s")]
+    if last.is_file():
+        facts.append(("continue with", f"ckpt_path={last} trainer.max_steps=<more>"))
+    value = metrics.get(cfg.get("optimized_metric"))
+    return Outcome(
+        f"lpnet train: {cfg.task_name} done", facts, value=float(value) if value is not None else None
+    )
 
+
+main = command("train", run)
 
 if __name__ == "__main__":
     main()

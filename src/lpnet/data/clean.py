@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lpnet.config import SyntheticDataConfig
 from lpnet.data._common import as_range
 from lpnet.data.degradations import Degradation, build_degradation
 from lpnet.io import list_images, read_image
@@ -50,6 +51,8 @@ SKIMAGE_SPLITS: dict[str, tuple[str, ...]] = {
     "val": ("chelsea", "coins"),
     "test": ("astronaut", "camera"),
 }
+# The training source's nominal length (the stream draws any index; this only sizes a pass).
+TRAIN_LENGTH = 100_000
 # Validation and test samples are seeded by these, never by the training seed.
 EVAL_SEEDS = {"val": 1_000_001, "test": 2_000_003}
 _SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
@@ -225,24 +228,22 @@ class SyntheticPairs(Dataset):
         return {"rainy": degraded[0], "clean": clean, "key": key}, {"key": key, **info, **params[0]}
 
 
-def synthetic_datasets(
-    degradation: str | Degradation = "rain_heavy",
-    seed: int = 0,
-    clean_dir: str | os.PathLike | None = None,
-    crop_size: int = 80,
-    train_length: int = 100_000,
-    val_length: int = 8,
-    test_length: int = 16,
-    eval_crop_size: int | None = None,
-) -> dict[str, SyntheticPairs]:
-    """Train, val and test :class:`SyntheticPairs` with the usual choices.
+def synthetic_datasets(config: SyntheticDataConfig) -> dict[str, SyntheticPairs]:
+    """Train, val and test :class:`SyntheticPairs` as ``config`` describes.
 
-    Train: ``crop_size`` crops seeded by ``seed``. Val and test: whole photos (or ``eval_crop_size``
-    crops) with the fixed :data:`EVAL_SEEDS`, so their scores compare across runs.
+    Train: ``crop_size`` crops seeded by ``seed``, endless. Val and test: whole photos (or
+    ``eval_crop_size`` crops) with the fixed :data:`EVAL_SEEDS`, so their scores compare across runs.
     """
+    degradation = config.degradation
     degrade = build_degradation(degradation) if isinstance(degradation, str) else degradation
     return {
-        "train": SyntheticPairs("train", degrade, train_length, crop_size, seed, clean_dir),
-        "val": SyntheticPairs("val", degrade, val_length, eval_crop_size, None, clean_dir),
-        "test": SyntheticPairs("test", degrade, test_length, eval_crop_size, None, clean_dir),
+        "train": SyntheticPairs(
+            "train", degrade, TRAIN_LENGTH, config.crop_size, config.seed, config.clean_dir
+        ),
+        "val": SyntheticPairs(
+            "val", degrade, config.val_length, config.eval_crop_size, None, config.clean_dir
+        ),
+        "test": SyntheticPairs(
+            "test", degrade, config.test_length, config.eval_crop_size, None, config.clean_dir
+        ),
     }

@@ -15,9 +15,10 @@ Where pairs come from (per split): a ready-made dataset (``train_source`` / ``va
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lpnet.config import BenchmarkDataConfig, LoaderConfig, SyntheticDataConfig, with_overrides
 from lpnet.data.clean import synthetic_datasets
-from lpnet.data.datasets import PairedImageDataset, SampleSource, TrainStream, check_crop_size
-from lpnet.data.degradations import Degradation
+from lpnet.data.datasets import PairedImageDataset, SampleSource, TrainStream
 from lpnet.data.layouts import Pair, find_pairs
 
 log = logging.getLogger(__name__)
@@ -50,62 +51,36 @@ class RainDataModule(L.LightningDataModule):
     """Paired deraining data for LPNet.
 
     Args:
-        root: benchmark folder; split folders are relative to it. Optional when every split used comes
-            from a ``*_source``.
-        layout: a layout of :mod:`lpnet.data.layouts` for every split folder, or ``"auto"`` (detected per
-            split, so PReNet's ``prenet_train`` train folder and ``prenet_test`` test folder just work).
-        train_dir, val_dir, test_dir: split folders, relative to ``root`` or absolute; ``"."`` is ``root``
-            itself; None: no such split.
-        crop_size: side of the square training crops (80 in the paper).
-        batch_size: training batch size (10 in the paper); val/test use 1 (whole images of any size).
-        num_workers: DataLoader worker processes (the data order does not depend on it).
-        flips: random horizontal flips in training (off in the paper).
-        val_fraction: share of training pairs held out for validation when ``val_dir`` is None (0: none).
-        seed: seeds the training stream and the val split.
-        layout_options: options for the layouts, e.g. ``{"rainy_side": "left"}`` for ``side_by_side``.
-        cache: keep decoded images in memory (uint8) in each process.
+        config: folders, layout and loader settings (:class:`~lpnet.config.BenchmarkDataConfig`; its
+            ``fallback`` and ``synthetic`` belong to :func:`benchmark_datamodule` and are not read here).
         train_source: a ready-made :class:`~lpnet.data.datasets.SampleSource` (e.g. synthetic rain) used
             instead of ``train_dir``; it does its own cropping.
         val_source, test_source: ready-made map-style datasets of whole-image sample dicts.
+        **overrides: settings that replace the config's, e.g. ``RainDataModule(root="Rain100H")``.
     """
 
     def __init__(
         self,
-        root: str | Path | None = None,
-        layout: str = "auto",
-        train_dir: str | Path | None = None,
-        val_dir: str | Path | None = None,
-        test_dir: str | Path | None = None,
-        crop_size: int = 80,
-        batch_size: int = 10,
-        num_workers: int = 0,
-        flips: bool = False,
-        val_fraction: float = 0.05,
-        seed: int = 0,
-        layout_options: Mapping[str, Any] | None = None,
-        cache: bool = False,
+        config: BenchmarkDataConfig | None = None,
         train_source: SampleSource | None = None,
         val_source: Dataset | None = None,
         test_source: Dataset | None = None,
+        **overrides: Any,
     ) -> None:
         super().__init__()
-        if not 0 <= val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
-        self.root = Path(root).expanduser() if root is not None else None
-        self.layout = layout
-        self.dirs = {"train": train_dir, "val": val_dir, "test": test_dir}
-        self.crop_size = check_crop_size(crop_size)  # here, not at setup: a bad value fails before any work
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.flips = flips
-        self.val_fraction = val_fraction
-        self.seed = int(seed)
-        self.layout_options = dict(layout_options or {})
-        self.cache = cache
+        config = with_overrides(BenchmarkDataConfig, config, overrides, "data")
+        self.config = config
+        self.root = Path(config.root).expanduser() if config.root is not None else None
+        self.layout = config.layout
+        self.dirs = {"train": config.train_dir, "val": config.val_dir, "test": config.test_dir}
+        self.crop_size = config.crop_size
+        self.batch_size = config.batch_size
+        self.num_workers = config.num_workers
+        self.flips = config.flips
+        self.val_fraction = config.val_fraction
+        self.seed = int(config.seed)
+        self.layout_options = dict(config.layout_options)
+        self.cache = config.cache
         self.train_set: SampleSource | None = train_source
         self.val_set: Dataset | None = val_source
         self.test_set: Dataset | None = test_source
@@ -214,64 +189,53 @@ class RainDataModule(L.LightningDataModule):
             )
 
 
-def synthetic_datamodule(
-    degradation: str | Degradation = "rain_heavy",
-    clean_dir: str | Path | None = None,
-    crop_size: int = 80,
-    batch_size: int = 10,
-    num_workers: int = 0,
-    seed: int = 0,
-    val_length: int = 8,
-    test_length: int = 16,
-    eval_crop_size: int | None = None,
-) -> RainDataModule:
+def synthetic_datamodule(config: SyntheticDataConfig | None = None, **overrides: Any) -> RainDataModule:
     """Train on clean photos degraded on the fly (no dataset on disk); see :mod:`lpnet.data.clean`.
 
     Training crops come from the endless seeded stream (resumable like the benchmark folders); val and
     test are fixed, seeded sets of other photos, so their scores compare across runs.
+
+    Args:
+        config: :class:`~lpnet.config.SyntheticDataConfig` (default: its defaults).
+        **overrides: settings that replace the config's (what Hydra passes).
     """
-    sets = synthetic_datasets(
-        degradation, seed, clean_dir, crop_size, val_length=val_length, test_length=test_length,
-        eval_crop_size=eval_crop_size,
-    )  # fmt: skip
+    config = with_overrides(SyntheticDataConfig, config, overrides, "data")
+    sets = synthetic_datasets(config)
+    loader = {f.name: getattr(config, f.name) for f in dataclasses.fields(LoaderConfig)}
     return RainDataModule(
-        crop_size=crop_size,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        seed=seed,
+        train_dir=None,
+        test_dir=None,
         train_source=sets["train"],
         val_source=sets["val"],
         test_source=sets["test"],
+        **loader,
     )
 
 
-def benchmark_datamodule(
-    fallback: str | Degradation | None = None,
-    synthetic: Mapping[str, Any] | None = None,
-    **benchmark: Any,
-) -> RainDataModule:
+def benchmark_datamodule(config: BenchmarkDataConfig | None = None, **overrides: Any) -> RainDataModule:
     """The benchmark under ``root`` when its training folder exists, else synthetic rain (loudly).
 
     Args:
-        fallback: the degradation to synthesise when the benchmark is missing (e.g. ``rain_heavy`` for
-            Rain100H); None makes a missing benchmark an error that says where to get it.
-        synthetic: extra :func:`synthetic_datamodule` arguments for the fallback (``clean_dir``, ...).
-        **benchmark: :class:`RainDataModule` arguments (``root``, ``train_dir``, ...).
+        config: :class:`~lpnet.config.BenchmarkDataConfig`; its ``fallback`` is the degradation to
+            synthesise when the benchmark is missing (e.g. ``rain_heavy`` for Rain100H; None makes a
+            missing benchmark an error that says where to get it), with ``synthetic`` settings.
+        **overrides: settings that replace the config's (what Hydra passes).
     """
-    module = RainDataModule(**benchmark)
+    config = with_overrides(BenchmarkDataConfig, config, overrides, "data")
+    module = RainDataModule(config)
     train_dir = module.dirs["train"]
     root = module.root
     expected = Path(train_dir) if train_dir is not None and Path(train_dir).is_absolute() else None
     if expected is None and root is not None:
         expected = root / train_dir if train_dir is not None else root
-    if fallback is None or (expected is not None and expected.is_dir()):
+    if config.fallback is None or (expected is not None and expected.is_dir()):
         return module
     message = (
-        f"benchmark training data not found at {expected}: training on SYNTHETIC rain ({fallback}) instead.\n"
-        f"Scores will not be comparable with published ones. {WHERE_TO_GET_DATA}\n"
+        f"benchmark training data not found at {expected}: training on SYNTHETIC rain ({config.fallback}) "
+        f"instead.\nScores will not be comparable with published ones. {WHERE_TO_GET_DATA}\n"
         "Set data.fallback=null to make a missing benchmark an error."
     )
     log.warning("\n%s\n%s\n%s", "!" * 100, message, "!" * 100)
     warnings.warn(message, UserWarning, stacklevel=2)
-    shared = {k: benchmark[k] for k in ("crop_size", "batch_size", "num_workers", "seed") if k in benchmark}
-    return synthetic_datamodule(fallback, **shared, **(synthetic or {}))
+    loader = {f.name: getattr(config, f.name) for f in dataclasses.fields(LoaderConfig)}
+    return synthetic_datamodule(degradation=config.fallback, **loader, **config.synthetic)

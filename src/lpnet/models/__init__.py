@@ -1,6 +1,6 @@
 """Networks and pyramids (plain ``nn.Module``s: no Lightning, no Hydra)."""
 
-from lpnet.models.lpnet import LPNet, Subnet, default_widths
+from lpnet.models.lpnet import LPNet, RecursiveBlock, Subnet
 from lpnet.models.pyramid import (
     GaussianPyramid,
     LaplacianPyramid,
@@ -15,9 +15,9 @@ __all__ = [
     "GaussianPyramid",
     "LPNet",
     "LaplacianPyramid",
+    "RecursiveBlock",
     "Subnet",
     "collapse_laplacian",
-    "default_widths",
     "gaussian_pyramid",
     "laplacian_pyramid",
     "pyr_down",

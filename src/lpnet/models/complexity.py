@@ -1,4 +1,10 @@
-"""How much an LPNet costs: parameters and multiply–accumulates (MACs), counted analytically.
+"""What an LPNet costs and how far it sees, derived from the network itself.
+
+Every figure here comes from tracing :meth:`lpnet.models.lpnet.Subnet.apply_convs`, the one statement of
+a subnet's structure, with a convolution function that records each convolution instead of computing it
+(on the ``meta`` device: nothing is allocated). So a change to the architecture changes these figures
+too, and a configuration can be costed before any weight exists (:func:`architecture_cost`, which the
+checkpoint loader uses to refuse absurd networks before building them).
 
 Conventions (the ones ``torch.utils.flop_counter`` and most papers use):
 
@@ -11,28 +17,63 @@ Conventions (the ones ``torch.utils.flop_counter`` and most papers use):
   convolutions (``n − 1`` in the split, ``n − 1`` rebuilding the outputs), counted per *input* pixel as
   :func:`torch.nn.functional.conv_transpose2d` computes them (the cropped border included).
 
-For the official model (widths 1, 2, 4, 8, 16; T = 5) on a 481×321 image this gives ≈ 26.5 kMAC per
+For the official model (widths 1, 2, 4, 8, 16; T = 5) on a 481×321 image this gives ≈ 26.6 kMAC per
 pixel (≈ 53 kFLOP per pixel, the figure quoted for LPNet), of which the finest subnet alone is 24.8 kMAC
 and the pyramid ≈ 0.2 kMAC.
 """
 
 from __future__ import annotations
 
-from lpnet.models.lpnet import LPNet
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from lpnet.config import LPNetConfig
+from lpnet.models.lpnet import LPNet, Subnet
+from lpnet.models.pyramid import BINOMIAL_1D
 
 # The images of Rain100H/L and of the official samples: the size costs are usually quoted at.
 REFERENCE_SIZE = (321, 481)
-# Taps of the pyramid's binomial kernel (5×5, one per channel).
-PYRAMID_TAPS = 25
+# Taps of the pyramid's binomial kernel (5×5, one per channel) and its reach from the centre.
+PYRAMID_TAPS = len(BINOMIAL_1D) ** 2
+PYRAMID_REACH = len(BINOMIAL_1D) // 2
 
 
-def subnet_macs_per_pixel(width: int, recursions: int, channels: int = 3) -> int:
-    """MACs of one :class:`~lpnet.models.lpnet.Subnet` per pixel of its level.
+def applied_convs(subnet: Subnet) -> list[nn.Conv2d]:
+    """The convolutions ``subnet`` applies, in order, once per use (a shared block once per recursion)."""
+    applied: list[nn.Conv2d] = []
 
-    Head 3×3 (``C → f``), ``recursions`` × [3×3, 1×1, 3×3] (``f → f``), tail 1×1 (``f → C``):
-    ``9 C f + recursions · 19 f² + C f``.
-    """
-    return 9 * channels * width + recursions * 19 * width * width + channels * width
+    def record(x: Tensor, conv: nn.Conv2d, slope: float | None) -> Tensor:
+        applied.append(conv)
+        return x.new_empty((x.shape[0], conv.out_channels, *x.shape[2:]))
+
+    band = torch.empty(1, subnet.head.in_channels, 1, 1, device="meta")
+    subnet.apply_convs(band, record)
+    return applied
+
+
+def subnet_macs_per_pixel(subnet: Subnet) -> int:
+    """MACs of one subnet per pixel of its level: ``Σ k_h k_w (C_in / groups) C_out`` over its convs."""
+    return sum(
+        c.kernel_size[0] * c.kernel_size[1] * (c.in_channels // c.groups) * c.out_channels
+        for c in applied_convs(subnet)
+    )
+
+
+def subnet_radius(subnet: Subnet) -> int:
+    """How far (in the subnet's own pixels) one output pixel of ``subnet`` sees."""
+    return sum((c.kernel_size[0] - 1) // 2 * c.dilation[0] for c in applied_convs(subnet))
+
+
+def _network(net: LPNet | LPNetConfig) -> LPNet:
+    """``net`` itself, or the network a config describes built on the meta device (no memory)."""
+    if isinstance(net, LPNet):
+        return net
+    if isinstance(net, LPNetConfig):
+        with torch.device("meta"):
+            return LPNet(net)
+    raise TypeError(f"expected an LPNet or an LPNetConfig, got {type(net).__name__}")
 
 
 def level_sizes(height: int, width: int, num_levels: int) -> list[tuple[int, int]]:
@@ -44,11 +85,11 @@ def level_sizes(height: int, width: int, num_levels: int) -> list[tuple[int, int
     return sizes[::-1]
 
 
-def count_macs(net: LPNet, height: int, width: int, *, pyramid: bool = True) -> int:
-    """Multiply–accumulates of one forward pass of ``net`` on a ``(1, C, height, width)`` image.
+def count_macs(net: LPNet | LPNetConfig, height: int, width: int, *, pyramid: bool = True) -> int:
+    """Multiply–accumulates of one forward pass on a ``(1, C, height, width)`` image.
 
     Args:
-        net: the network (only its widths, recursions and channels are read).
+        net: the network, or its :class:`~lpnet.config.LPNetConfig`.
         height: image height in pixels, ``>= 1``.
         width: image width in pixels, ``>= 1``.
         pyramid: add the fixed blur/upsampling convolutions of the pyramid (see the module docstring).
@@ -57,26 +98,23 @@ def count_macs(net: LPNet, height: int, width: int, *, pyramid: bool = True) -> 
         MACs for a batch of one (multiply by 2 for FLOPs, by ``B`` for a batch).
 
     Raises:
-        TypeError: ``net`` is not an :class:`LPNet`.
+        TypeError: ``net`` is neither an :class:`LPNet` nor an :class:`LPNetConfig`.
         ValueError: a side is smaller than 1.
     """
-    if not isinstance(net, LPNet):
-        raise TypeError(f"count_macs expects an LPNet, got {type(net).__name__}")
+    net = _network(net)
     if height < 1 or width < 1:
         raise ValueError(f"count_macs needs an image of at least 1×1 pixels, got {height}×{width}")
-    channels = net.channels
     sizes = level_sizes(height, width, net.num_levels)
-    total = sum(
-        subnet_macs_per_pixel(subnet.head.out_channels, subnet.recursions, channels) * h * w
-        for subnet, (h, w) in zip(net.subnets, sizes)
-    )
+    total = sum(subnet_macs_per_pixel(subnet) * h * w for subnet, (h, w) in zip(net.subnets, sizes))
     if pyramid:
         # Each coarser level is one strided blur (per output pixel) and two upsamplings (per input pixel).
-        total += sum(3 * PYRAMID_TAPS * channels * h * w for h, w in sizes[:-1])
+        total += sum(3 * PYRAMID_TAPS * net.channels * h * w for h, w in sizes[:-1])
     return total
 
 
-def macs_per_pixel(net: LPNet, height: int = REFERENCE_SIZE[0], width: int = REFERENCE_SIZE[1]) -> float:
+def macs_per_pixel(
+    net: LPNet | LPNetConfig, height: int = REFERENCE_SIZE[0], width: int = REFERENCE_SIZE[1]
+) -> float:
     """MACs per input pixel at ``height × width`` (default 321×481, the Rain100 image size).
 
     Nearly size-independent: levels round up, so small images cost slightly more per pixel.
@@ -84,6 +122,59 @@ def macs_per_pixel(net: LPNet, height: int = REFERENCE_SIZE[0], width: int = REF
     return count_macs(net, height, width) / (height * width)
 
 
-def count_params(net: LPNet, trainable_only: bool = False) -> int:
+def count_params(net: LPNet | LPNetConfig, trainable_only: bool = False) -> int:
     """Number of parameters (7,548 for the official model); ``trainable_only`` skips frozen ones."""
-    return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
+    return sum(p.numel() for p in _network(net).parameters() if p.requires_grad or not trainable_only)
+
+
+def receptive_field_radius(net: LPNet | LPNetConfig) -> int:
+    """The largest distance, in input pixels, at which an input pixel can change an output pixel.
+
+    Level ``k`` (0 = finest, scale ``s = 2^k``) sees ``r_k * s`` through its subnet, plus the 5-tap blurs:
+    ``2 (s - 1)`` px to build the Gaussian level and the same back up through the reconstruction; a
+    band-pass level also subtracts the upsampled next level, which costs ``2 s + 2 s`` more. The official
+    model: ``max(16·11 + 30 + 30, 8·11 + 46 + 14, ...) = 236`` (the tests check it against autograd).
+
+    Returns:
+        The radius ``R``: output pixel ``(i, j)`` depends only on inputs within ``|di|, |dj| <= R``.
+    """
+    net = _network(net)
+    top = net.num_levels - 1
+    reach = PYRAMID_REACH
+    radius = 0
+    for index, subnet in enumerate(net.subnets):
+        k = top - index
+        scale = 2**k
+        down = reach * (scale - 1) if k == top else reach * (2 * scale - 1) + reach * scale
+        radius = max(radius, down + subnet_radius(subnet) * scale + reach * (scale - 1))
+    return radius
+
+
+# What one float32 feature map costs per pixel of the finest level, in bytes; a forward pass keeps a few
+# maps of the widest subnet alive at once (measured: the official model's eager inference peaks at
+# ~0.6 GB per megapixel, i.e. ~10 maps of 16 channels).
+_LIVE_MAPS = 10
+
+
+@dataclass(frozen=True)
+class ArchitectureCost:
+    """A network's size before it is built: parameters, MACs per pixel, inference memory per megapixel."""
+
+    params: int
+    macs_per_pixel: float
+    bytes_per_megapixel: int
+
+
+def architecture_cost(config: LPNetConfig) -> ArchitectureCost:
+    """Cost of the LPNet ``config`` describes, computed on the meta device (nothing is allocated).
+
+    The memory figure is an estimate of float32 inference: ``_LIVE_MAPS`` maps of the widest subnet's
+    width at full resolution.
+    """
+    net = _network(config)
+    widest = max(net.widths)
+    return ArchitectureCost(
+        params=count_params(net),
+        macs_per_pixel=macs_per_pixel(net),
+        bytes_per_megapixel=_LIVE_MAPS * widest * 4 * 1_000_000,
+    )

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from lpnet.allocator import tune_cpu_allocator
-from lpnet.models.lpnet import LPNet, Subnet
+from lpnet.models.lpnet import LPNet
 
 CHANNELS_LAST = torch.channels_last
 
@@ -84,36 +84,25 @@ class _ConvLeakyReLU(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
-def _conv(x: Tensor, conv: nn.Conv2d, slope: float | None) -> Tensor:
+def onednn_conv(x: Tensor, conv: nn.Conv2d, slope: float | None) -> Tensor:
+    """:func:`lpnet.models.lpnet.eager_conv` as one fused oneDNN kernel; the result is NHWC."""
+    x = x.contiguous(memory_format=CHANNELS_LAST)  # a no-op for the pyramid's NHWC bands
     if torch.is_grad_enabled():
         return _ConvLeakyReLU.apply(x, conv.weight, conv.bias, slope)
     return _onednn_conv(x, conv.weight, conv.bias, slope)  # inference: no autograd bookkeeping
 
 
-def fast_subnet(subnet: Subnet, band: Tensor) -> Tensor:
-    """``subnet(band)`` through the fused oneDNN kernels; the result is NHWC. ``band``: ``(B, C, H, W)``."""
-    band = band.contiguous(memory_format=CHANNELS_LAST)
-    first = _conv(band, subnet.head, subnet.act.negative_slope)
-    features = first
-    for step in range(subnet.recursions):
-        block = subnet.blocks[step % len(subnet.blocks)]
-        slope = block.act.negative_slope
-        features = _conv(_conv(_conv(features, block.conv1, slope), block.conv2, slope), block.conv3, slope)
-        if subnet.residual_skip:
-            features = features + first
-    return _conv(features, subnet.tail, None) + band
-
-
 def fast_forward(net: LPNet, x: Tensor) -> list[Tensor]:
-    """``net(x)`` with every subnet through :func:`fast_subnet` where :func:`uses_fast_path` allows.
+    """``net(x)`` with every convolution through :func:`onednn_conv` where :func:`uses_fast_path` allows.
 
     Records gradients like ``net(x)`` (use it in training steps); the levels come back NHWC on the
     fast path. Shapes as :class:`~lpnet.models.lpnet.LPNet`.
     """
     if not uses_fast_path(x):
         return net(x)
-    # NHWC from the start: the pyramid's depthwise 5×5 convolutions are ~2.5× faster in it too.
-    return net(x.contiguous(memory_format=CHANNELS_LAST), run_subnet=fast_subnet)
+    # NHWC from the start: the pyramid's depthwise 5×5 convolutions are ~2.5× faster in it too, and the
+    # subnets' bands arrive in it.
+    return net.apply_convs(x.contiguous(memory_format=CHANNELS_LAST), onednn_conv)
 
 
 class FastLPNet(nn.Module):

@@ -15,15 +15,15 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import get_gaussian_kernel1d
 from torch import Tensor, nn
 
+from lpnet.config import LossConfig, PixelLoss, with_overrides
+from lpnet.metrics import SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW, gaussian_window
 from lpnet.models.pyramid import gaussian_pyramid
 
-PIXEL_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # (K · L)² with L = 1 (images in [0, 1])
+PIXEL_LOSSES = {PixelLoss.l1: F.l1_loss, PixelLoss.l2: F.mse_loss}
+# The window and constants of the SSIM metric (lpnet.metrics), with L = 1 for images in [0, 1].
+SSIM_C1, SSIM_C2 = SSIM_K1**2, SSIM_K2**2
 SSIM_EPS = 1e-12
 
 
@@ -60,7 +60,7 @@ def level_ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
     height, width = pred.shape[-2:]
     side = min(height, width)
     size = SSIM_WINDOW if side >= SSIM_WINDOW else max(1, side - (1 - side % 2))
-    window = get_gaussian_kernel1d(size, SSIM_SIGMA, device=pred.device, dtype=pred.dtype).flatten()
+    window = gaussian_window(size, SSIM_SIGMA, device=pred.device, dtype=pred.dtype)
     rows, cols = _valid_blur_matrix(height, window), _valid_blur_matrix(width, window)
     moments = torch.stack([pred, target, pred * pred, target * target, pred * target])
     mu_p, mu_t, pp, tt, pt = (rows @ moments @ cols.T).unbind(0)
@@ -74,12 +74,8 @@ class MultiLevelLoss(nn.Module):
     """Weighted sum of a pixel loss on every level and an SSIM loss on the finest levels.
 
     Args:
-        pixel: ``"l1"``, ``"l2"`` or ``None`` (no pixel term).
-        pixel_weight: weight of the pixel term on each level.
-        ssim_levels: how many of the finest levels get the SSIM term (2 in the paper; 0 turns it off;
-            a number ≥ the level count means every level).
-        ssim_weight: weight of the SSIM term on each of those levels.
-        level_weights: optional per-level multipliers, coarsest first (default all 1).
+        config: the terms and weights (:class:`~lpnet.config.LossConfig`; default: the paper's loss).
+        **overrides: settings that replace the config's, e.g. ``MultiLevelLoss(pixel="l2", ssim_levels=0)``.
 
     Shape:
         ``forward(outputs, clean)``: ``outputs`` is LPNet's list of ``n`` levels (coarsest first), ``clean``
@@ -87,42 +83,26 @@ class MultiLevelLoss(nn.Module):
         ``"level4/l1"`` and ``"level4/ssim"`` (levels numbered 0 = coarsest) to detached scalars.
     """
 
-    def __init__(
-        self,
-        pixel: str | None = "l1",
-        pixel_weight: float = 1.0,
-        ssim_levels: int = 2,
-        ssim_weight: float = 1.0,
-        level_weights: Sequence[float] | None = None,
-    ) -> None:
+    def __init__(self, config: LossConfig | None = None, **overrides) -> None:
         super().__init__()
-        if pixel is not None and pixel not in PIXEL_LOSSES:
-            raise ValueError(f"loss.pixel must be one of {sorted(PIXEL_LOSSES)} or null, got {pixel!r}")
-        if ssim_levels < 0:
-            raise ValueError(f"loss.ssim_levels must be >= 0, got {ssim_levels}")
-        if pixel is None and ssim_levels == 0:
-            raise ValueError("loss has no terms: set loss.pixel or loss.ssim_levels > 0")
-        self.pixel = pixel
-        self.pixel_weight = pixel_weight
-        self.ssim_levels = ssim_levels
-        self.ssim_weight = ssim_weight
-        self.level_weights = list(level_weights) if level_weights is not None else None
+        self.config = with_overrides(LossConfig, config, overrides, "loss")
 
     def forward(self, outputs: Sequence[Tensor], clean: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        config = self.config
         num_levels = len(outputs)
-        weights = self.level_weights or [1.0] * num_levels
+        weights = config.level_weights or [1.0] * num_levels
         if len(weights) != num_levels:
             raise ValueError(f"loss.level_weights has {len(weights)} entries for {num_levels} levels")
         targets = gaussian_pyramid(clean, num_levels)
         total = clean.new_zeros(())
         terms: dict[str, Tensor] = {}
         for level, (out, target, weight) in enumerate(zip(outputs, targets, weights)):
-            if self.pixel is not None:
-                value = PIXEL_LOSSES[self.pixel](out, target)
-                total = total + weight * self.pixel_weight * value
-                terms[f"level{level}/{self.pixel}"] = value.detach()
-            if level >= num_levels - self.ssim_levels:
+            if config.pixel is not None:
+                value = PIXEL_LOSSES[config.pixel](out, target)
+                total = total + weight * config.pixel_weight * value
+                terms[f"level{level}/{config.pixel.value}"] = value.detach()
+            if level >= num_levels - config.ssim_levels:
                 value = level_ssim_loss(out, target)
-                total = total + weight * self.ssim_weight * value
+                total = total + weight * config.ssim_weight * value
                 terms[f"level{level}/ssim"] = value.detach()
         return total, terms

@@ -3,33 +3,38 @@
 Fu, Liang, Huang, Ding, Paisley, IEEE Transactions on Neural Networks and Learning Systems, 2019.
 
 The input's Laplacian pyramid is split into bands; each band goes through a small recursive subnet, and
-the outputs are rebuilt as a Gaussian pyramid from the coarsest level up. The defaults are the official
-model (7,548 parameters), whose converted TensorFlow weights load as they are.
+the outputs are rebuilt as a Gaussian pyramid from the coarsest level up. The defaults
+(:class:`~lpnet.config.LPNetConfig`) are the official model (7,548 parameters), whose converted
+TensorFlow weights load as they are.
 
 One detail follows the official code rather than the paper's equation: inside a recursion the
 LeakyReLU comes *before* the skip back to the first features (``lrelu(conv(...)) + f0``).
+
+The order of a subnet's convolutions is written once, in :meth:`Subnet.apply`, which takes the
+function that computes one convolution (+ LeakyReLU). ``forward`` passes PyTorch's own; the fast CPU path
+(:mod:`lpnet.models.fast`) passes fused oneDNN kernels; the cost model and the receptive field
+(:mod:`lpnet.models.complexity`) pass one that only records which convolutions run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lpnet.config import LPNetConfig, with_overrides
 from lpnet.models.pyramid import binomial_kernel, laplacian_pyramid, pyr_up
 
-OFFICIAL_FINEST_WIDTH = 16
+# conv_fn(x, conv, slope): ``conv(x)``, then LeakyReLU with ``slope`` unless it is None.
+ConvFn = Callable[[Tensor, nn.Conv2d, "float | None"], Tensor]
 
 
-def default_widths(num_levels: int, multiplier: float = 1.0) -> list[int]:
-    """Subnet widths from the coarsest level to the finest: the official 1, 2, 4, 8, 16 for 5 levels.
-
-    The finest level has ``16 * multiplier`` kernels and each coarser level half as many (at least 1).
-    """
-    if multiplier <= 0:
-        raise ValueError(f"width multiplier must be > 0, got {multiplier}")
-    return [max(1, round(OFFICIAL_FINEST_WIDTH * multiplier / 2**k)) for k in reversed(range(num_levels))]
+def eager_conv(x: Tensor, conv: nn.Conv2d, slope: float | None) -> Tensor:
+    """PyTorch's convolution, then LeakyReLU (none when ``slope`` is None): the reference arithmetic."""
+    y = conv(x)
+    return F.leaky_relu(y, slope) if slope is not None else y
 
 
 class RecursiveBlock(nn.Module):
@@ -40,68 +45,60 @@ class RecursiveBlock(nn.Module):
         self.conv1 = nn.Conv2d(width, width, 3, padding=1)
         self.conv2 = nn.Conv2d(width, width, 1)
         self.conv3 = nn.Conv2d(width, width, 3, padding=1)
-        self.act = nn.LeakyReLU(negative_slope)
+        self.negative_slope = negative_slope
+
+    def apply_convs(self, x: Tensor, conv_fn: ConvFn) -> Tensor:
+        for conv in (self.conv1, self.conv2, self.conv3):
+            x = conv_fn(x, conv, self.negative_slope)
+        return x
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.conv3(self.act(self.conv2(self.act(self.conv1(x))))))
+        return self.apply_convs(x, eager_conv)
 
 
 class Subnet(nn.Module):
-    """One pyramid level's network: features, ``recursions`` blocks, back to 3 channels plus the input.
+    """One pyramid level's network: features, ``recursions`` blocks, back to ``channels`` plus the input.
 
     Args:
         width: number of feature maps ``f``.
-        recursions: how many times the recursive block runs (the paper's T).
-        share_weights: one block reused ``recursions`` times (the paper) or a block per recursion.
-        residual_skip: add the first features to each recursion's output (the paper) or not.
-        negative_slope: LeakyReLU slope (0.2 in the official code).
-        channels: image channels in and out.
+        config: the network's settings (recursions, weight sharing, skip, slope, channels).
     """
 
-    def __init__(
-        self,
-        width: int,
-        recursions: int = 5,
-        share_weights: bool = True,
-        residual_skip: bool = True,
-        negative_slope: float = 0.2,
-        channels: int = 3,
-    ) -> None:
+    def __init__(self, width: int, config: LPNetConfig) -> None:
         super().__init__()
-        if width < 1 or recursions < 0:
-            raise ValueError(f"Subnet needs width >= 1 and recursions >= 0, got {width} and {recursions}")
-        self.recursions = recursions
-        self.residual_skip = residual_skip
-        self.head = nn.Conv2d(channels, width, 3, padding=1)
-        num_blocks = min(1, recursions) if share_weights else recursions
-        self.blocks = nn.ModuleList(RecursiveBlock(width, negative_slope) for _ in range(num_blocks))
-        self.tail = nn.Conv2d(width, channels, 1)
-        self.act = nn.LeakyReLU(negative_slope)
+        self.recursions = config.recursions
+        self.residual_skip = config.residual_skip
+        self.negative_slope = config.negative_slope
+        self.head = nn.Conv2d(config.channels, width, 3, padding=1)
+        num_blocks = min(1, config.recursions) if config.share_weights else config.recursions
+        self.blocks = nn.ModuleList(RecursiveBlock(width, config.negative_slope) for _ in range(num_blocks))
+        self.tail = nn.Conv2d(width, config.channels, 1)
+
+    def apply_convs(self, band: Tensor, conv_fn: ConvFn) -> Tensor:
+        """The subnet with ``conv_fn`` computing each convolution: the one statement of its structure."""
+        first = conv_fn(band, self.head, self.negative_slope)
+        features = first
+        for step in range(self.recursions):
+            features = self.blocks[step % len(self.blocks)].apply_convs(features, conv_fn)
+            if self.residual_skip:
+                features = features + first
+        return conv_fn(features, self.tail, None) + band
 
     def forward(self, band: Tensor) -> Tensor:
         """``(B, C, H, W)`` band → ``(B, C, H, W)`` band plus the predicted residual."""
-        first = self.act(self.head(band))
-        features = first
-        for step in range(self.recursions):
-            features = self.blocks[step % len(self.blocks)](features)
-            if self.residual_skip:
-                features = features + first
-        return self.tail(features) + band
+        return self.apply_convs(band, eager_conv)
 
 
 class LPNet(nn.Module):
     """The Lightweight Pyramid Network.
 
     Args:
-        num_levels: pyramid levels (5 in the paper).
-        widths: subnet widths from the coarsest level to the finest; default :func:`default_widths`.
-        width_multiplier: scales the default widths (ignored when ``widths`` is given).
-        recursions: recursions per subnet (T = 5 in the paper).
-        share_weights: share each subnet's block across its recursions.
-        residual_skip: skip from each subnet's first features to every recursion.
-        final_relu: ReLU on every level's output (the paper; keeps outputs non-negative).
-        negative_slope: LeakyReLU slope.
-        channels: image channels (3 for RGB).
+        config: the architecture (:class:`~lpnet.config.LPNetConfig`; default: the official model).
+        **overrides: settings that replace the config's, e.g. ``LPNet(recursions=3)``.
+
+    Attributes:
+        config: the resolved :class:`~lpnet.config.LPNetConfig` (widths written out): what checkpoints
+            store and what rebuilds this network.
 
     Shape:
         Input ``(B, C, H, W)`` in [0, 1], any ``H, W >= 1``. Output: a list of ``num_levels`` tensors,
@@ -113,33 +110,24 @@ class LPNet(nn.Module):
         7548
     """
 
-    def __init__(
-        self,
-        num_levels: int = 5,
-        widths: Sequence[int] | None = None,
-        width_multiplier: float = 1.0,
-        recursions: int = 5,
-        share_weights: bool = True,
-        residual_skip: bool = True,
-        final_relu: bool = True,
-        negative_slope: float = 0.2,
-        channels: int = 3,
-    ) -> None:
+    def __init__(self, config: LPNetConfig | None = None, **overrides) -> None:
         super().__init__()
-        if num_levels < 1:
-            raise ValueError(f"num_levels must be >= 1, got {num_levels}")
-        widths = list(widths) if widths is not None else default_widths(num_levels, width_multiplier)
-        if len(widths) != num_levels:
-            raise ValueError(f"widths has {len(widths)} entries for {num_levels} levels: {widths}")
-        self.num_levels = num_levels
-        self.widths = widths
-        self.final_relu = final_relu
-        self.channels = channels
-        self.subnets = nn.ModuleList(
-            Subnet(w, recursions, share_weights, residual_skip, negative_slope, channels) for w in widths
-        )
-        self.register_buffer("kernel", binomial_kernel(channels), persistent=False)
+        self.config = with_overrides(LPNetConfig, config, overrides, "model.net").resolved()
+        self.subnets = nn.ModuleList(Subnet(width, self.config) for width in self.config.widths)
+        self.register_buffer("kernel", binomial_kernel(self.config.channels), persistent=False)
         self.reset_parameters()
+
+    @property
+    def num_levels(self) -> int:
+        return self.config.num_levels
+
+    @property
+    def widths(self) -> list[int]:
+        return list(self.config.widths)
+
+    @property
+    def channels(self) -> int:
+        return self.config.channels
 
     def reset_parameters(self) -> None:
         """Xavier-uniform weights and zero biases, as the official code initialises them."""
@@ -148,45 +136,27 @@ class LPNet(nn.Module):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def forward(
-        self, x: Tensor, run_subnet: Callable[[Subnet, Tensor], Tensor] | None = None
-    ) -> list[Tensor]:
-        """Every level's output, coarsest first.
-
-        Args:
-            x: ``(B, C, H, W)`` images in [0, 1].
-            run_subnet: how each level's subnet is computed, ``run_subnet(subnet, band)``; default
-                ``subnet(band)`` (:func:`lpnet.models.fast.fast_subnet` computes the same with oneDNN).
-        """
+    def apply_convs(self, x: Tensor, conv_fn: ConvFn) -> list[Tensor]:
+        """Every level's output, coarsest first, each subnet's convolutions computed by ``conv_fn``."""
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"LPNet expects (B, {self.channels}, H, W) images, got {tuple(x.shape)}")
         kernel = self.kernel.to(x.dtype)
         bands = laplacian_pyramid(x, self.num_levels, kernel)
         outputs: list[Tensor] = []
         for subnet, band in zip(self.subnets, bands):
-            level = run_subnet(subnet, band) if run_subnet is not None else subnet(band)
+            level = subnet.apply_convs(band, conv_fn)
             if outputs:
                 level = level + pyr_up(outputs[-1], band.shape[-2:], kernel)
-            outputs.append(torch.relu(level) if self.final_relu else level)
+            outputs.append(torch.relu(level) if self.config.final_relu else level)
         return outputs
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Every level's output, coarsest first: ``(B, C, H, W)`` in [0, 1] → ``num_levels`` tensors."""
+        return self.apply_convs(x, eager_conv)
 
     def derain(self, x: Tensor) -> Tensor:
         """The finest output only: ``(B, C, H, W)`` → ``(B, C, H, W)``."""
         return self(x)[-1]
-
-    def config(self) -> dict:
-        """Plain constructor arguments that rebuild this network (stored in every checkpoint)."""
-        first = self.subnets[0]
-        return {
-            "num_levels": self.num_levels,
-            "widths": list(self.widths),
-            "recursions": first.recursions,
-            "share_weights": len(first.blocks) <= 1,
-            "residual_skip": first.residual_skip,
-            "final_relu": self.final_relu,
-            "negative_slope": first.act.negative_slope,
-            "channels": self.channels,
-        }
 
     def extra_repr(self) -> str:
         params = sum(p.numel() for p in self.parameters())

@@ -15,7 +15,8 @@ from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lpnet.io import atomic_write, write_image
+from lpnet.files import atomic_write
+from lpnet.io import write_image
 from lpnet.visualize import comparison_grid
 
 

@@ -1,0 +1,176 @@
+"""The :class:`Derainer`: a trained LPNet applied to tensors, Pillow images, numpy arrays and files.
+
+It loads a checkpoint (or takes an :class:`~lpnet.models.lpnet.LPNet`), runs the fast CPU path where it
+applies (:mod:`lpnet.models.fast`) and tiles large images exactly (:mod:`lpnet.apply.tiling`). Folders of
+files go through :mod:`lpnet.apply.folder`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from lpnet.apply.folder import DerainSummary, derain_folder
+from lpnet.apply.tiling import check_tiling, derain_tiled
+from lpnet.checkpoint import load_model
+from lpnet.config import DerainCommandConfig, DerainConfig
+from lpnet.io import DecodedImage, decode_pil, encode_pil, read_image, rgb_to_luma
+from lpnet.models.complexity import receptive_field_radius
+from lpnet.models.fast import optimize_for_inference
+from lpnet.models.lpnet import LPNet
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; other names are checked against what this machine has."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available here; use device=cpu or auto")
+    return resolved
+
+
+class Derainer:
+    """Derain tensors, Pillow images, numpy arrays, image files and folders with one LPNet.
+
+    Args:
+        checkpoint_or_net: a checkpoint path (read with :func:`lpnet.load_model`, ``weights_only``) or an
+            :class:`~lpnet.models.lpnet.LPNet` (moved to ``device`` and put in eval mode).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch.device.
+        tile: output pixels kept per tile side (see :func:`derain_tiled`); images up to about
+            ``tile + 2 overlap`` per side run whole.
+        overlap: context per tile side; None = the network's receptive field (exact results).
+        batch_size: tiles per network call.
+
+    Inputs and what comes back (outputs are clipped to [0, 1]):
+
+    - ``Tensor (3, H, W)`` or ``(B, 3, H, W)``, float in [0, 1] → the same shape, device and dtype.
+    - ``PIL.Image`` → ``PIL.Image``, 8 bits: L/LA for grayscale sources (1, L, LA, I;16, I, F), RGB/RGBA
+      otherwise; alpha (RGBA, LA, PA, palette transparency) passes through unchanged. Palette images come
+      back as RGB(A).
+    - ``np.ndarray`` ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` of uint8, uint16 or float
+      (float taken as [0, 1]) → the same shape and dtype; a fourth channel is alpha and passes through.
+      Integers are written back by truncation, as the official test saves its outputs.
+    - a path → ``(3, H, W)`` float tensor (alpha dropped; use :meth:`derain_files` to keep it).
+
+    Grayscale inputs are derained as three equal channels and returned as their ITU-R 601 luma.
+
+    Example:
+        >>> derainer = Derainer(LPNet(), device="cpu")
+        >>> derainer(torch.rand(3, 40, 60)).shape
+        torch.Size([3, 40, 60])
+    """
+
+    def __init__(
+        self,
+        checkpoint_or_net: str | os.PathLike | LPNet,
+        device: str | torch.device = DerainConfig.device,
+        tile: int = DerainConfig.tile,
+        overlap: int | None = DerainConfig.overlap,
+        batch_size: int = DerainConfig.batch_size,
+    ) -> None:
+        check_tiling(tile, overlap, batch_size)
+        self.device = resolve_device(device)
+        if isinstance(checkpoint_or_net, LPNet):
+            self.net = checkpoint_or_net.to(self.device).eval()
+        elif isinstance(checkpoint_or_net, (str, os.PathLike)):
+            self.net = load_model(checkpoint_or_net, map_location=self.device)
+        else:
+            raise TypeError(
+                f"Derainer needs a checkpoint path or an LPNet, got {type(checkpoint_or_net).__name__}"
+            )
+        self.tile = tile
+        self.overlap = receptive_field_radius(self.net) if overlap is None else overlap
+        self.batch_size = batch_size
+        # The fast path computes the same numbers (within 1e-5) 3-5x faster on the CPU (it also tunes the
+        # process's allocator: lpnet.allocator) and hands other devices and dtypes to LPNet.forward itself
+        # (lpnet.models.fast; `python -m lpnet.bench`).
+        self.fast = optimize_for_inference(self.net)
+
+    def __repr__(self) -> str:
+        return (
+            f"Derainer(device={self.device}, tile={self.tile}, overlap={self.overlap}, "
+            f"batch_size={self.batch_size}, net={self.net.extra_repr()})"
+        )
+
+    def derain_tensor(self, x: Tensor) -> Tensor:
+        """``(3, H, W)`` or ``(B, 3, H, W)`` float in [0, 1] → derained, same shape, clipped to [0, 1]."""
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise TypeError(
+                f"expected a floating tensor in [0, 1], got {type(x).__name__} {getattr(x, 'dtype', '')}"
+            )
+        if x.dim() not in (3, 4) or x.shape[-3] != 3:
+            raise ValueError(f"expected a (3, H, W) or (B, 3, H, W) tensor, got {tuple(x.shape)}")
+        batch = x if x.dim() == 4 else x[None]
+        y = derain_tiled(self.net, batch, self.tile, self.overlap, self.batch_size, self.fast.derain)
+        y = y.clamp_(0, 1)
+        return y if x.dim() == 4 else y[0]
+
+    def derain_decoded(self, image: DecodedImage) -> Tensor:
+        """Derain a :class:`~lpnet.io.DecodedImage`'s colour; returns ``(3, H, W)`` in [0, 1]."""
+        return self.derain_tensor(image.rgb)
+
+    def __call__(self, image: Tensor | Image.Image | np.ndarray | str | os.PathLike):
+        """Derain one image of any supported kind (see the class doc) and return the same kind."""
+        if isinstance(image, Tensor):
+            return self.derain_tensor(image)
+        if isinstance(image, Image.Image):
+            decoded = decode_pil(image)
+            return encode_pil(self.derain_decoded(decoded), decoded.alpha, decoded.grayscale)
+        if isinstance(image, np.ndarray):
+            return self._derain_array(image)
+        if isinstance(image, (str, os.PathLike)):
+            return self.derain_tensor(read_image(image))
+        raise TypeError(
+            f"Derainer accepts a torch.Tensor, PIL.Image, numpy array or path, got {type(image).__name__}"
+        )
+
+    def _derain_array(self, arr: np.ndarray) -> np.ndarray:
+        if arr.dtype == np.uint8:
+            scale = 255.0
+        elif arr.dtype == np.uint16:
+            scale = 65535.0
+        elif np.issubdtype(arr.dtype, np.floating):
+            scale = 1.0
+        else:
+            raise TypeError(f"numpy images must be uint8, uint16 or float in [0, 1], got dtype {arr.dtype}")
+        if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))):
+            raise ValueError(f"numpy images must be (H, W) or (H, W, 1|3|4), got shape {arr.shape}")
+        chw = torch.from_numpy(np.ascontiguousarray(arr.reshape(*arr.shape[:2], -1).transpose(2, 0, 1)))
+        chw = chw.to(torch.float32) / scale
+        out = self.derain_tensor(chw[:3] if chw.shape[0] >= 3 else chw[:1].expand(3, -1, -1))
+        if chw.shape[0] < 3:
+            out = rgb_to_luma(out)
+        # Integers by truncation, like lpnet.io.to_uint8; alpha copied bit for bit.
+        result = (out if scale == 1.0 else out * scale).permute(1, 2, 0).numpy().astype(arr.dtype)
+        if chw.shape[0] == 4:
+            result = np.concatenate([result, arr[..., 3:]], axis=2)
+        return result.reshape(arr.shape)
+
+    def derain_files(
+        self,
+        source: str | os.PathLike,
+        output_dir: str | os.PathLike,
+        *,
+        format: str = DerainCommandConfig.format,
+        skip_existing: bool = DerainCommandConfig.skip_existing,
+        progress: bool = DerainCommandConfig.progress,
+    ) -> DerainSummary:
+        """Derain an image file, or every image below a folder, into ``output_dir``.
+
+        See :func:`lpnet.apply.folder.derain_folder` (this method calls it with this Derainer).
+        """
+        return derain_folder(
+            self, source, output_dir, format=format, skip_existing=skip_existing, progress=progress
+        )

@@ -1,0 +1,284 @@
+"""The one shape of every lpnet command: Hydra settings in, one-line errors and a summary out.
+
+Every tool (``lpnet-train``, ``-eval``, ``-derain``, ``-demo``, ``-synthesize``, ``-convert``, ``-export``,
+``-report``, ``-bench``; or ``python -m lpnet.<tool>``) is a plain function ``run(cfg) -> Outcome`` wrapped
+by :func:`command`, which gives all of them the same behaviour:
+
+- **Settings** are Hydra overrides (``key=value``, ``group=option``), composed from ``lpnet/conf`` over the
+  typed defaults of :mod:`lpnet.config`. Hydra is the one parser for all tools (rather than argparse for
+  some) because training needs it (config groups, experiments, sweeps) and one syntax for every tool is
+  easier to learn than two; ``--cfg job`` prints a tool's composed settings, ``-m`` sweeps.
+- ``--help`` prints the tool's purpose, usage and its own settings with their defaults, nothing else.
+- **Errors**: a mistake the user can fix (a bad setting, a missing or unreadable file, a refused
+  folder) or a fault of the environment (disk full, permission, out of memory) ends in *one* line,
+  ``error: ...``, naming the setting or file and what to do, with exit status 2. A run that did part of its
+  work and failed on some files exits with 1 after listing them. Anything else is a bug in lpnet and keeps
+  its traceback. ``LPNET_DEBUG=1`` shows the traceback of every error.
+- **Summary**: at the end, one block says what the run did and where its results are.
+
+Exit status: 0 done, 1 partly done (some inputs failed, or training stopped on a NaN loss), 2 nothing
+done (a user error or an environment fault), 130/143 interrupted (Ctrl-C / SIGTERM).
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+CONFIG_PACKAGE = "lpnet.conf"
+
+
+@dataclass
+class Outcome:
+    """What a command did, for its end-of-run summary and exit status.
+
+    Attributes:
+        title: the summary's heading, e.g. ``"derained 12 images"``.
+        facts: ``(label, value)`` lines: where the results are, scores, how to resume.
+        failed: one line per input that failed (each names the file); any makes the exit status 1.
+        value: what the command returns to Hydra's sweepers (train: the optimised metric).
+    """
+
+    title: str
+    facts: list[tuple[str, Any]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    value: Any = None
+
+    def render(self) -> str:
+        width = max((len(label) for label, _ in self.facts), default=0)
+        lines = [f"── {self.title} " + "─" * max(3, 76 - len(self.title))]
+        lines += [f"  {label:<{width}}  {value}" for label, value in self.facts]
+        if self.failed:
+            lines.append(f"  {len(self.failed)} failed:")
+            lines += [f"    {line}" for line in self.failed]
+        return "\n".join(lines)
+
+
+def debug() -> bool:
+    """Whether ``LPNET_DEBUG=1``: every error shows its traceback."""
+    return os.environ.get("LPNET_DEBUG", "") not in ("", "0")
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and its causes (Hydra and DataLoader workers wrap the original error)."""
+    chain: list[BaseException] = []
+    while err is not None and err not in chain:
+        chain.append(err)
+        err = err.__cause__ or (err.__context__ if not err.__suppress_context__ else None)
+    return chain
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _worker_message(err: BaseException) -> str:
+    """A DataLoader worker's re-raised error carries the worker's traceback before the message."""
+    text = str(err).strip()
+    if "Original Traceback" not in text:
+        return text
+    last = text.splitlines()[-1]
+    return last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
+
+
+def _config_problem(chain: list[BaseException]) -> str | None:
+    """One line for a composition error: a bad override, an unknown key, a missing setting, a bad type."""
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    for err in chain:
+        if isinstance(err, MissingMandatoryValue):
+            key = getattr(err, "full_key", None) or _first_line(err)
+            return f"missing setting {key}=... (it has no default)"
+    hydra_err = next((e for e in chain if isinstance(e, HydraException)), None)
+    omega_err = next((e for e in chain if isinstance(e, OmegaConfBaseException)), None)
+    if isinstance(hydra_err, OverrideParseException):
+        return f"cannot read the setting {_first_line(hydra_err)}; write settings as key=value"
+    if isinstance(hydra_err, MissingConfigException):
+        return _first_line(hydra_err).rstrip(".") + " (see --help for the choices)"
+    if hydra_err is None and omega_err is None:
+        return None
+    parts = []
+    if hydra_err is not None:
+        parts.append(_first_line(hydra_err).rstrip("."))
+    if omega_err is not None:
+        detail = _first_line(omega_err)
+        key = getattr(omega_err, "full_key", "")
+        if key and key not in detail:
+            detail += f" (setting {key})"
+        parts.append(detail)
+    return ": ".join(dict.fromkeys(p for p in parts if p))
+
+
+def describe_error(err: BaseException) -> tuple[str, int] | None:
+    """``(message, exit status)`` for an error the user can act on; None for a bug (keep the traceback)."""
+    chain = _chain(err)
+    config = _config_problem(chain)
+    if config is not None:
+        return config, EXIT_ERROR
+    for cause in chain:
+        if isinstance(cause, FloatingPointError):  # a NaN loss: checkpoints written before it are kept
+            return _first_line(cause), EXIT_PARTIAL
+        if isinstance(cause, MemoryError) or (
+            isinstance(cause, RuntimeError)
+            and "memory" in str(cause).lower()
+            and "alloc" in str(cause).lower()
+        ):
+            return (
+                "out of memory: "
+                + (_first_line(cause) or "the allocation failed")
+                + " (use smaller tiles, a smaller batch, or fewer workers)",
+                EXIT_ERROR,
+            )
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = cause.filename or os.getcwd()
+            return f"no space left on the device of {where} (free space and run again)", EXIT_ERROR
+        if isinstance(cause, OSError | ValueError):
+            return _first_line(_worker_message(cause)), EXIT_ERROR
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Help
+
+
+def attribute_docs(config_type: type) -> dict[str, str]:
+    """``{field: description}`` from the ``Attributes:`` sections of a config dataclass and its bases."""
+    docs: dict[str, str] = {}
+    for klass in reversed(config_type.__mro__):
+        text = klass.__doc__ or ""
+        if "Attributes:" not in text:
+            continue
+        name = None
+        for line in text.split("Attributes:", 1)[1].splitlines():
+            stripped = line.strip()
+            if not stripped:
+                continue
+            head, _, rest = stripped.partition(": ")
+            if line.startswith(" " * 8) and not line.startswith(" " * 12) and rest:
+                for key in head.split(", "):
+                    docs[key] = rest
+                name = head.split(", ")[-1]
+            elif name is not None:
+                docs[name] += " " + stripped
+    return docs
+
+
+def _help(config_name: str, module: str) -> str:
+    """The tool's purpose and usage (its docstring's first paragraph) and its settings with defaults."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from lpnet.config import STRUCTURED_CONFIGS
+
+    purpose = (importlib.import_module(module).__doc__ or "").strip().split("\n\n")[0]
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module=CONFIG_PACKAGE, version_base="1.3"):
+        cfg = compose(config_name)
+    docs = attribute_docs(STRUCTURED_CONFIGS[config_name]) if config_name in STRUCTURED_CONFIGS else {}
+    lines = []
+    for line in OmegaConf.to_yaml(cfg).rstrip().splitlines():
+        key = line.split(":", 1)[0]
+        lines.append(
+            f"{line}    # {docs[key].replace('``', '')}" if not line.startswith(" ") and key in docs else line
+        )
+    return (
+        f"{purpose}\n\nSettings (key=value on the command line; ??? = required), with their defaults:\n\n"
+        + "\n".join(lines)
+        + f"\n\nMore in the docs of {module}. LPNET_DEBUG=1 shows tracebacks; --cfg job prints the "
+        "composed settings of a run."
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The command
+
+
+def _report(err: BaseException) -> int | None:
+    """Print the one ``error:`` line of a user or environment error and return its exit status; None
+    for a bug (or with ``LPNET_DEBUG=1``): the caller re-raises it with its traceback."""
+    described = None if debug() else describe_error(err)
+    if described is None:
+        return None
+    message, status = described
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return status
+
+
+def execute(run: Callable[[Any], Outcome], cfg: Any, *, reraise: bool = False) -> tuple[int, Any]:
+    """Run a command function under the error policy; returns ``(exit status, outcome value)``.
+
+    Prints the summary on success, one ``error:`` line for a user or environment error (re-raised
+    instead when ``reraise``: a sweep records a failed job and runs the others), and lets bugs raise.
+    """
+    try:
+        outcome = run(cfg)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:
+        status = None if reraise else _report(err)
+        if status is None:
+            raise
+        return status, None
+    print(outcome.render(), flush=True)
+    return (EXIT_PARTIAL if outcome.failed else EXIT_OK), outcome.value
+
+
+def command(config_name: str, run: Callable[[Any], Outcome]) -> Callable[[], None]:
+    """A console-script ``main`` for ``run``: composes ``lpnet/conf/<config_name>.yaml``, runs, reports.
+
+    Args:
+        config_name: the tool's primary config.
+        run: ``run(cfg) -> Outcome`` (a plain function: tests and other code call it directly).
+
+    Returns:
+        ``main()``: reads ``sys.argv``; exits with the status of the module docstring.
+    """
+
+    def task(cfg: Any) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        sweeping = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+        status, value = execute(run, cfg, reraise=sweeping)
+        if status:
+            sys.exit(status)
+        return value
+
+    def main() -> None:
+        argv = sys.argv[1:]
+        if {"--help", "-h"} & set(argv):
+            print(_help(config_name, run.__module__))
+            sys.exit(EXIT_OK)
+        # Hydra would print composition errors itself (several lines, exit 1); let them reach us instead.
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        import hydra
+
+        importlib.import_module(CONFIG_PACKAGE)  # registers the structured configs
+        hydra_main = hydra.main(
+            version_base="1.3", config_path=f"pkg://{CONFIG_PACKAGE}", config_name=config_name
+        )
+        try:
+            hydra_main(task)()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:  # composition errors, and a sweep's failed job at its end
+            status = _report(err)
+            if status is None:
+                raise
+            sys.exit(status)
+
+    main.__doc__ = f"Console script of {run.__module__} (see its docstring)."
+    return main
