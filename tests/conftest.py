@@ -83,6 +83,7 @@ def run_cli(main, *settings) -> int:
 
     Returns its exit status; what it prints goes to stdout/stderr as it would (read it with capsys).
     """
+    import logging
     import sys
 
     from hydra.core.global_hydra import GlobalHydra
@@ -97,4 +98,5 @@ def run_cli(main, *settings) -> int:
     finally:
         sys.argv = argv
         GlobalHydra.instance().clear()
+        logging.root.handlers.clear()  # Hydra's handlers hold this test's captured streams
     return 0

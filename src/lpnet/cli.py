@@ -94,20 +94,31 @@ def _worker_message(err: BaseException) -> str:
 
 def _config_problem(chain: list[BaseException]) -> str | None:
     """One line for a composition error: a bad override, an unknown key, a missing setting, a bad type."""
-    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+        SearchPathException,
+    )
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     for err in chain:
         if isinstance(err, MissingMandatoryValue):
             key = getattr(err, "full_key", None) or _first_line(err)
             return f"missing setting {key}=... (it has no default)"
-    hydra_err = next((e for e in chain if isinstance(e, HydraException)), None)
+    composition = (
+        ConfigCompositionException,
+        OverrideParseException,
+        MissingConfigException,
+        SearchPathException,
+    )
+    hydra_err = next((e for e in chain if isinstance(e, composition)), None)
     omega_err = next((e for e in chain if isinstance(e, OmegaConfBaseException)), None)
     if isinstance(hydra_err, OverrideParseException):
         return f"cannot read the setting {_first_line(hydra_err)}; write settings as key=value"
     if isinstance(hydra_err, MissingConfigException):
         return _first_line(hydra_err).rstrip(".") + " (see --help for the choices)"
-    if hydra_err is None and omega_err is None:
+    if hydra_err is None and (omega_err is None or not getattr(omega_err, "full_key", "")):
         return None
     parts = []
     if hydra_err is not None:

@@ -51,12 +51,12 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """
     started = time.perf_counter()
     ensure_writable_folder(output_dir)  # before an hour of deraining
-    root = Path(cfg.data.root)
-    layout = detect_layout(root) if cfg.data.layout == "auto" else cfg.data.layout
-    dataset = PairedImageDataset(find_pairs(root, layout, rainy_side=cfg.data.rainy_side))
     derainer = Derainer(
         cfg.ckpt_path, device=cfg.device, tile=cfg.tile, overlap=cfg.overlap, batch_size=cfg.batch_size
     )
+    root = Path(cfg.data.root)
+    layout = detect_layout(root) if cfg.data.layout == "auto" else cfg.data.layout
+    dataset = PairedImageDataset(find_pairs(root, layout, rainy_side=cfg.data.rainy_side))
     board = Scoreboard(quantize_pred=cfg.metrics.quantize, round_y=cfg.metrics.round_y)
     failed: list[str] = []
     triplets = []

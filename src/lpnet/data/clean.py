@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lpnet.config import SyntheticDataConfig
+from lpnet.config import LoaderConfig, SyntheticDataConfig
 from lpnet.data._common import as_range
 from lpnet.data.degradations import Degradation, build_degradation
 from lpnet.io import list_images, read_image
@@ -154,9 +154,9 @@ class SyntheticPairs(Dataset):
     def __init__(
         self,
         split: str = "train",
-        degradation: str | Degradation = "rain_heavy",
+        degradation: str | Degradation = SyntheticDataConfig.degradation,
         length: int = 1000,
-        crop_size: int | None = 80,
+        crop_size: int | None = LoaderConfig.crop_size,
         seed: int | None = None,
         clean_dir: str | os.PathLike | None = None,
         scale: tuple[float, float] = (0.5, 1.0),

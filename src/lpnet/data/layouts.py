@@ -44,6 +44,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lpnet.config import BenchmarkDataConfig
 from lpnet.io import is_image_file
 
 RAINY_SIDES = ("left", "right")
@@ -344,7 +345,9 @@ def detect_layout(root: str | Path) -> str:
     raise LayoutError(f"{root}: {what}.\n  " + "\n  ".join(lines))
 
 
-def find_pairs(root: str | Path, layout: str = "auto", **options: str | None) -> list[Pair]:
+def find_pairs(
+    root: str | Path, layout: str = BenchmarkDataConfig.layout, **options: str | None
+) -> list[Pair]:
     """Pair the images of one split folder by the rules of ``layout`` (``"auto"``: :func:`detect_layout`).
 
     Args:

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lpnet.config import LPNetConfig
+
 BINOMIAL_1D = (0.0625, 0.25, 0.375, 0.25, 0.0625)
 
 
@@ -155,7 +157,7 @@ def _check_levels(num_levels: int) -> None:
 class LaplacianPyramid(nn.Module):
     """Module twin of :func:`laplacian_pyramid` (no parameters)."""
 
-    def __init__(self, num_levels: int = 5) -> None:
+    def __init__(self, num_levels: int = LPNetConfig.num_levels) -> None:
         super().__init__()
         _check_levels(num_levels)
         self.num_levels = num_levels
@@ -167,7 +169,7 @@ class LaplacianPyramid(nn.Module):
 class GaussianPyramid(nn.Module):
     """Module twin of :func:`gaussian_pyramid` (no parameters)."""
 
-    def __init__(self, num_levels: int = 5) -> None:
+    def __init__(self, num_levels: int = LPNetConfig.num_levels) -> None:
         super().__init__()
         _check_levels(num_levels)
         self.num_levels = num_levels
