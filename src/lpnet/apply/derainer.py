@@ -8,6 +8,7 @@ files go through :mod:`lpnet.apply.folder`.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor
 from lpnet.apply.folder import DerainSummary, derain_folder
 from lpnet.apply.tiling import check_tiling, derain_tiled
 from lpnet.checkpoint import load_model
-from lpnet.config import DerainCommandConfig, DerainConfig
+from lpnet.config import DerainConfig
 from lpnet.io import DecodedImage, decode_pil, encode_pil, read_image, rgb_to_luma
 from lpnet.models.complexity import receptive_field_radius
 from lpnet.models.fast import optimize_for_inference
@@ -159,18 +160,10 @@ class Derainer:
         return result.reshape(arr.shape)
 
     def derain_files(
-        self,
-        source: str | os.PathLike,
-        output_dir: str | os.PathLike,
-        *,
-        format: str = DerainCommandConfig.format,
-        skip_existing: bool = DerainCommandConfig.skip_existing,
-        progress: bool = DerainCommandConfig.progress,
+        self, source: str | os.PathLike, output_dir: str | os.PathLike, **options: Any
     ) -> DerainSummary:
         """Derain an image file, or every image below a folder, into ``output_dir``.
 
-        See :func:`lpnet.apply.folder.derain_folder` (this method calls it with this Derainer).
+        :func:`lpnet.apply.folder.derain_folder` with this Derainer; ``options`` are its keyword arguments.
         """
-        return derain_folder(
-            self, source, output_dir, format=format, skip_existing=skip_existing, progress=progress
-        )
+        return derain_folder(self, source, output_dir, **options)

@@ -154,18 +154,6 @@ def _check_levels(num_levels: int) -> None:
         raise ValueError(f"num_levels must be an int >= 1, got {num_levels!r}")
 
 
-class LaplacianPyramid(nn.Module):
-    """Module twin of :func:`laplacian_pyramid` (no parameters)."""
-
-    def __init__(self, num_levels: int = LPNetConfig.num_levels) -> None:
-        super().__init__()
-        _check_levels(num_levels)
-        self.num_levels = num_levels
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        return laplacian_pyramid(x, self.num_levels)
-
-
 class GaussianPyramid(nn.Module):
     """Module twin of :func:`gaussian_pyramid` (no parameters)."""
 
@@ -175,4 +163,11 @@ class GaussianPyramid(nn.Module):
         self.num_levels = num_levels
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        return gaussian_pyramid(x, num_levels=self.num_levels)
+        return gaussian_pyramid(x, self.num_levels)
+
+
+class LaplacianPyramid(GaussianPyramid):
+    """Module twin of :func:`laplacian_pyramid` (no parameters)."""
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return laplacian_pyramid(x, self.num_levels)
