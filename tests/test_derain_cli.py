@@ -15,10 +15,9 @@ from hydra import compose, initialize_config_module
 from PIL import Image
 
 from lpnet import LPNet, load_model, save_checkpoint
-from lpnet.apply import folder
 from lpnet.cli import execute
 from lpnet.derain import run
-from lpnet.io import to_uint8
+from lpnet.io import OutputImage, to_uint8
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -125,7 +124,11 @@ def test_skip_existing(ckpt, inputs, tmp_path, capsys):
     assert "1 derained, 5 skipped" in capsys.readouterr().out
     assert (out / "sub" / "gray.png").is_file()
 
-    assert derain(config(ckpt_path=ckpt, input=inputs, output=out)) == 0  # default: overwrite outputs
+    # Without a flag, files already where outputs go stop the run before any work, named.
+    assert derain(config(ckpt_path=ckpt, input=inputs, output=out)) == 2
+    assert "already holds 6 file(s)" in capsys.readouterr().err
+    assert Image.open(out / "rgb.png").size == (5, 5)
+    assert derain(config(ckpt_path=ckpt, input=inputs, output=out, overwrite=True)) == 0
     assert Image.open(out / "rgb.png").size == (53, 37)
 
 
@@ -170,15 +173,15 @@ def test_setup_errors(ckpt, inputs, tmp_path, capsys):
 
 def test_a_full_disk_stops_the_run_at_the_first_failed_write(ckpt, inputs, tmp_path, capsys, monkeypatch):
     """Every later image would fail the same way: stop, say where and how to resume, keep what was written."""
-    real_write, written = folder.write_image, []
+    real_write, written = OutputImage.write, []
 
-    def write_until_full(path, *args, **kwargs):
+    def write_until_full(image, path):
         if written:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         written.append(path)
-        return real_write(path, *args, **kwargs)
+        return real_write(image, path)
 
-    monkeypatch.setattr(folder, "write_image", write_until_full)
+    monkeypatch.setattr(OutputImage, "write", write_until_full)
     out = tmp_path / "out"
     assert derain(config(ckpt_path=ckpt, input=inputs, output=out)) == 2
     err = capsys.readouterr().err

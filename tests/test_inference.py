@@ -287,7 +287,7 @@ class TestResolveDevice:
 
     def test_checked(self, monkeypatch):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-        with pytest.raises(ValueError, match="CUDA is not available"):
+        with pytest.raises(ValueError, match="is not available"):
             resolve_device("cuda")
         with pytest.raises(ValueError, match="device must be one of"):
             resolve_device("banana")

@@ -437,7 +437,11 @@ class DerainCommandConfig(DerainConfig):
         input: an image file, or a folder searched recursively.
         output: the output folder (created; not the input folder or inside it).
         format: ``png``, ``tif`` or ``tiff`` (lossless; keep alpha and grayscale).
-        skip_existing: leave inputs whose output already exists alone (resume a folder).
+        skip_existing: leave inputs whose output already exists (and is an image) alone: resume a folder.
+        overwrite: replace files already where outputs go; otherwise such files stop the run before any
+            work, naming them.
+        max_pixels: refuse image files with more pixels than this (one line naming the file and this
+            setting); None = Pillow's own limit, 89,478,485. Memory: about 7 bytes per pixel plus a tile.
         progress: a progress bar on stderr.
     """
 
@@ -446,6 +450,8 @@ class DerainCommandConfig(DerainConfig):
     output: str = MISSING
     format: str = "png"
     skip_existing: bool = False
+    overwrite: bool = False
+    max_pixels: int | None = None
     progress: bool = True
 
 

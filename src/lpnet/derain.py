@@ -28,16 +28,24 @@ from lpnet.cli import Outcome, command
 def run(cfg: DictConfig) -> Outcome:
     """Derain ``cfg.input`` into ``cfg.output`` (settings: :class:`lpnet.config.DerainCommandConfig`)."""
     derainer = Derainer(
-        cfg.ckpt_path, device=cfg.device, tile=cfg.tile, overlap=cfg.overlap, batch_size=cfg.batch_size
+        cfg.ckpt_path,
+        device=cfg.device,
+        tile=cfg.tile,
+        overlap=cfg.overlap,
+        batch_size=cfg.batch_size,
+        max_pixels=cfg.max_pixels,
     )
     summary = derainer.derain_files(
-        cfg.input, cfg.output, format=cfg.format, skip_existing=cfg.skip_existing, progress=cfg.progress
+        cfg.input,
+        cfg.output,
+        format=cfg.format,
+        skip_existing=cfg.skip_existing,
+        overwrite=cfg.overwrite,
+        progress=cfg.progress,
     )
-    return Outcome(
-        f"lpnet derain: {summary}",
-        [("output", cfg.output), ("checkpoint", cfg.ckpt_path)],
-        failed=[reason for _, reason in summary.failed],
-    )
+    facts = [("output", cfg.output), ("checkpoint", cfg.ckpt_path)]
+    facts += [("skipped", reason) for _, reason in summary.skipped]
+    return Outcome(f"lpnet derain: {summary}", facts, failed=[reason for _, reason in summary.failed])
 
 
 main = command("derain", run)

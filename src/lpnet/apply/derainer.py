@@ -16,10 +16,10 @@ from PIL import Image
 from torch import Tensor
 
 from lpnet.apply.folder import DerainSummary, derain_folder
-from lpnet.apply.tiling import check_tiling, derain_tiled
+from lpnet.apply.tiling import Tile, check_tiling, derain_tiled, plan_tiles, run_tiles
 from lpnet.checkpoint import load_model
-from lpnet.config import DerainConfig
-from lpnet.io import DecodedImage, decode_pil, encode_pil, read_image, rgb_to_luma
+from lpnet.config import DerainCommandConfig, DerainConfig
+from lpnet.io import OutputImage, SourceImage, decode_pil, open_image, rgb_to_luma
 from lpnet.models.complexity import receptive_field_radius
 from lpnet.models.fast import optimize_for_inference
 from lpnet.models.lpnet import LPNet
@@ -28,17 +28,26 @@ DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; other names are checked against what this machine has."""
-    if isinstance(device, torch.device):
-        return device
+    """``"auto"`` → CUDA when available, else CPU; other names are checked against what this machine has.
+
+    Raises:
+        ValueError: an unknown device name, or one this machine does not have (CUDA, its index, MPS).
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available here; use device=cpu or auto")
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available() and (resolved.index or 0) < torch.cuda.device_count(),
+        "mps": torch.backends.mps.is_available(),
+    }[resolved.type]
+    if not available:
+        raise ValueError(f"device={device!r} is not available on this machine; use device=cpu or device=auto")
     return resolved
 
 
@@ -53,6 +62,7 @@ class Derainer:
             ``tile + 2 overlap`` per side run whole.
         overlap: context per tile side; None = the network's receptive field (exact results).
         batch_size: tiles per network call.
+        max_pixels: refuse image files with more pixels (None: Pillow's limit, 89,478,485).
 
     Inputs and what comes back (outputs are clipped to [0, 1]):
 
@@ -80,6 +90,7 @@ class Derainer:
         tile: int = DerainConfig.tile,
         overlap: int | None = DerainConfig.overlap,
         batch_size: int = DerainConfig.batch_size,
+        max_pixels: int | None = DerainCommandConfig.max_pixels,
     ) -> None:
         check_tiling(tile, overlap, batch_size)
         self.device = resolve_device(device)
@@ -94,6 +105,7 @@ class Derainer:
         self.tile = tile
         self.overlap = receptive_field_radius(self.net) if overlap is None else overlap
         self.batch_size = batch_size
+        self.max_pixels = max_pixels
         # The fast path computes the same numbers (within 1e-5) 3-5x faster on the CPU (it also tunes the
         # process's allocator: lpnet.allocator) and hands other devices and dtypes to LPNet.forward itself
         # (lpnet.models.fast; `python -m lpnet.bench`).
@@ -106,7 +118,11 @@ class Derainer:
         )
 
     def derain_tensor(self, x: Tensor) -> Tensor:
-        """``(3, H, W)`` or ``(B, 3, H, W)`` float in [0, 1] → derained, same shape, clipped to [0, 1]."""
+        """``(3, H, W)`` or ``(B, 3, H, W)`` float in [0, 1] → derained, same shape, clipped to [0, 1].
+
+        Raises:
+            ValueError: the network's output holds NaN or infinite values (never returned as pixels).
+        """
         if not isinstance(x, Tensor) or not x.is_floating_point():
             raise TypeError(
                 f"expected a floating tensor in [0, 1], got {type(x).__name__} {getattr(x, 'dtype', '')}"
@@ -115,24 +131,46 @@ class Derainer:
             raise ValueError(f"expected a (3, H, W) or (B, 3, H, W) tensor, got {tuple(x.shape)}")
         batch = x if x.dim() == 4 else x[None]
         y = derain_tiled(self.net, batch, self.tile, self.overlap, self.batch_size, self.fast.derain)
+        if not torch.isfinite(y).all():
+            raise ValueError(_non_finite(x))
         y = y.clamp_(0, 1)
         return y if x.dim() == 4 else y[0]
 
-    def derain_decoded(self, image: DecodedImage) -> Tensor:
-        """Derain a :class:`~lpnet.io.DecodedImage`'s colour; returns ``(3, H, W)`` in [0, 1]."""
-        return self.derain_tensor(image.rgb)
+    def derain_image(self, source: SourceImage) -> OutputImage:
+        """Derain a decoded image tile by tile into an 8-bit :class:`~lpnet.io.OutputImage`.
+
+        Only one tile at a time exists in float: memory is the 8-bit input and output plus one tile's
+        work, whatever the image size. Grayscale stays grayscale and alpha passes through unchanged.
+
+        Raises:
+            ValueError: the network's output holds NaN or infinite values.
+        """
+        out = OutputImage(source.height, source.width, source.grayscale, source.alpha_array())
+
+        def read(t: Tile) -> Tensor:
+            rows, cols = t.rows, t.cols
+            height, width = rows.win_end - rows.win_start, cols.win_end - cols.win_start
+            return source.window(rows.win_start, cols.win_start, height, width)
+
+        def write(t: Tile, y: Tensor) -> None:
+            if not torch.isfinite(y).all():
+                raise ValueError(_non_finite(source.name))
+            out.put(t.rows.keep_start, t.cols.keep_start, y)
+
+        plan = plan_tiles(self.net, source.height, source.width, self.tile, self.overlap)
+        run_tiles(self.net, plan, read, write, self.batch_size, self.fast.derain)
+        return out
 
     def __call__(self, image: Tensor | Image.Image | np.ndarray | str | os.PathLike):
         """Derain one image of any supported kind (see the class doc) and return the same kind."""
         if isinstance(image, Tensor):
             return self.derain_tensor(image)
         if isinstance(image, Image.Image):
-            decoded = decode_pil(image)
-            return encode_pil(self.derain_decoded(decoded), decoded.alpha, decoded.grayscale)
+            return self.derain_image(decode_pil(image)).to_pil()
         if isinstance(image, np.ndarray):
             return self._derain_array(image)
         if isinstance(image, (str, os.PathLike)):
-            return self.derain_tensor(read_image(image))
+            return self.derain_tensor(open_image(image, self.max_pixels).rgb())
         raise TypeError(
             f"Derainer accepts a torch.Tensor, PIL.Image, numpy array or path, got {type(image).__name__}"
         )
@@ -167,3 +205,10 @@ class Derainer:
         :func:`lpnet.apply.folder.derain_folder` with this Derainer; ``options`` are its keyword arguments.
         """
         return derain_folder(self, source, output_dir, **options)
+
+
+def _non_finite(what: object) -> str:
+    return (
+        f"{what}: the network's output holds NaN or infinite values (a damaged checkpoint, or an input far "
+        "outside [0, 1]); nothing was written"
+    )

@@ -1,10 +1,19 @@
-"""Deraining a folder (or one file) into another: plan, output names, writing, and a summary.
+"""Deraining a folder (or one file) into another: the plan, output names, writing, and a summary.
 
-Every image below the input keeps its relative path and stem in the output folder (``a/b/x.jpg`` →
-``output/a/b/x.png``); inputs that share a stem keep their whole name (``x.jpg.png``). Nothing is written
-onto an input, an output folder inside the input folder is refused, the output folder is checked
-writable before any work, and every write is atomic. A file that cannot be read or written is reported on
-one line and the others go on; a full disk stops the run.
+The promises, each kept by one mechanism here:
+
+- **Names**: every image keeps its relative path and stem (``a/b/x.jpg`` → ``output/a/b/x.png``); inputs
+  whose stems clash keep their whole name (``x.jpg.png``), and any clash left after that gets a number
+  (``x.png-2.png``). :func:`output_names` checks every choice against every name already given (compared
+  case-blind, as macOS and Windows do), so no two inputs ever share an output.
+- **Nothing lost or replaced**: an output folder that is, or lies inside, the input folder is refused; a
+  file already present where an output would go is never replaced unless ``overwrite=true``
+  (``skip_existing=true`` keeps it after checking it is an image); all of that is decided before any work.
+  Writes are atomic: an output is whole or absent.
+- **Links**: the input folder is walked by :func:`lpnet.io.find_images`; loops and links leading out of
+  the folder are reported once by name and the rest goes on.
+- **Faults**: a file that cannot be read or written is reported by name on one line and the others go on; a
+  full disk stops the run at once (every later image would fail the same way).
 """
 
 from __future__ import annotations
@@ -14,20 +23,23 @@ import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from lpnet.config import DerainCommandConfig
 from lpnet.files import ensure_writable_folder
-from lpnet.io import ImageReadError, is_image_file, list_images, read_image_decoded, write_image
+from lpnet.io import IMAGE_EXTENSIONS, ImageReadError, find_images, is_image_file, open_image
 
 if TYPE_CHECKING:
     from lpnet.apply.derainer import Derainer
 
 OUTPUT_FORMATS = ("png", "tif", "tiff")  # lossless and able to store L, LA, RGB and RGBA
+# How many existing outputs a refusal names before "and N more".
+_NAMED = 5
 
 
 class OutputFullError(OSError):
@@ -36,14 +48,124 @@ class OutputFullError(OSError):
 
 @dataclass
 class DerainSummary:
-    """What :meth:`Derainer.derain_files` did: outputs written, inputs skipped, and failures with reasons."""
+    """What :func:`derain_folder` did: outputs written, inputs left alone, and failures with reasons.
+
+    Attributes:
+        written: the outputs written.
+        skipped: ``(path, reason)`` for inputs whose output existed (``skip_existing``) and entries of the
+            input folder that were not followed (link loops, links out of the folder).
+        failed: ``(input, reason)`` for inputs that could not be derained; each reason names the file.
+    """
 
     written: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
         return f"{len(self.written)} derained, {len(self.skipped)} skipped, {len(self.failed)} failed"
+
+
+def _key(path: PurePath) -> str:
+    return path.as_posix().casefold()
+
+
+def output_names(relatives: list[PurePath], fmt: str) -> list[PurePath]:
+    """Output names for inputs at ``relatives`` (paths relative to the input folder): never two alike.
+
+    Each input takes the first free name of: its stem (``x.png``) unless another input's stem clashes with
+    it, its whole name (``x.jpg.png``), then its whole name numbered (``x.jpg-2.png``, ``-3``, ...). A name
+    is free when no output given so far, and no output folder, has it (case-blind); so the names are
+    distinct by construction, whatever the inputs are called.
+
+    Args:
+        relatives: the inputs' paths relative to the input folder (distinct).
+        fmt: the output extension, without the dot.
+
+    Returns:
+        One relative output path per input, in the same order.
+    """
+    shorts = [r.with_name(f"{r.stem}.{fmt}") for r in relatives]
+    clashes = Counter(_key(s) for s in shorts)
+    taken = {_key(parent) for r in relatives for parent in r.parents if parent != PurePath(".")}
+    names: list[PurePath] = []
+    for relative, short in zip(relatives, shorts):
+        candidates = [short] if clashes[_key(short)] == 1 else []
+        candidates.append(relative.with_name(f"{relative.name}.{fmt}"))
+        name = next((c for c in candidates if _key(c) not in taken), None)
+        number = 2
+        while name is None:
+            numbered = relative.with_name(f"{relative.name}-{number}.{fmt}")
+            name = numbered if _key(numbered) not in taken else None
+            number += 1
+        taken.add(_key(name))
+        names.append(name)
+    return names
+
+
+@dataclass
+class FolderPlan:
+    """Inputs and their outputs, and what the walk did not follow."""
+
+    jobs: list[tuple[Path, Path]]
+    not_followed: list[tuple[Path, str]]
+
+
+def plan_folder(source: Path, output_dir: Path, fmt: str) -> FolderPlan:
+    """``(input, output)`` pairs for ``source`` (a file or a folder), after refusing an output folder that
+    is or lies inside the input folder.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist.
+        ValueError: ``source`` is a file without an image extension, or ``output_dir`` lies inside it.
+    """
+    if not source.exists():
+        link = " (a broken symbolic link)" if source.is_symlink() else ""
+        raise FileNotFoundError(f"input not found: {source}{link}")
+    if source.is_dir():
+        src_root, out_root = Path(os.path.realpath(source)), Path(os.path.realpath(output_dir))
+        if out_root == src_root or src_root in out_root.parents:
+            raise ValueError(
+                f"output folder {output_dir} is the input folder {source} or inside it; choose a folder "
+                "outside the input (a second run would otherwise derain the outputs too)"
+            )
+        listing = find_images(source)
+        root, images, not_followed = source, listing.images, listing.problems
+    elif is_image_file(source):
+        root, images, not_followed = source.parent, [source], []
+    else:
+        raise ValueError(
+            f"input {source} has no image extension (lpnet reads {', '.join(sorted(IMAGE_EXTENSIONS))}); "
+            "give an image file or a folder"
+        )
+    relatives = [PurePath(path.relative_to(root)) for path in images]
+    outputs = [output_dir / name for name in output_names(relatives, fmt)]
+    return FolderPlan(list(zip(images, outputs)), not_followed)
+
+
+def _existing(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
+def _refuse_existing(plan: FolderPlan, output_dir: Path) -> None:
+    """Before any work: refuse to replace files already where outputs would go (overwrite=false)."""
+    present = [dst for _, dst in plan.jobs if _existing(dst)]
+    if present:
+        named = ", ".join(str(p.relative_to(output_dir)) for p in present[:_NAMED])
+        more = f" and {len(present) - _NAMED} more" if len(present) > _NAMED else ""
+        raise FileExistsError(
+            f"output folder {output_dir} already holds {len(present)} file(s) where outputs would go "
+            f"({named}{more}); overwrite=true replaces them, skip_existing=true keeps them, or choose "
+            "another output folder"
+        )
+
+
+def _is_image(path: Path) -> bool:
+    try:
+        with Image.open(path) as img:
+            img.verify()
+        return True
+    except Exception:  # any decoder complaint means: not an image lpnet would have written
+        return False
 
 
 def derain_folder(
@@ -53,22 +175,23 @@ def derain_folder(
     *,
     format: str = DerainCommandConfig.format,
     skip_existing: bool = DerainCommandConfig.skip_existing,
+    overwrite: bool = DerainCommandConfig.overwrite,
     progress: bool = DerainCommandConfig.progress,
 ) -> DerainSummary:
     """Derain an image file, or every image below a folder, into ``output_dir`` with ``derainer``.
 
-    Outputs keep each input's path relative to ``source`` and its stem: ``a/b/x.jpg`` →
-    ``output_dir/a/b/x.png`` (inputs that share a stem keep their whole name: ``x.jpg.png``).
-    Grayscale inputs are written as grayscale and alpha is re-attached unchanged (see
-    :func:`lpnet.io.decode_pil`); every output is 8 bits per channel (16-bit inputs are read at full
-    precision and saved at 8 bits, as the official test saves). Writes are atomic.
-    A file that cannot be read or written is reported by name (one line) and the others go on.
+    See the module doc for the names and the promises. Grayscale inputs are written as grayscale and alpha
+    is re-attached unchanged; every output is 8 bits per channel (16-bit inputs are read at full precision
+    and saved at 8 bits, as the official test saves).
 
     Args:
+        derainer: the model and its tiling settings.
         source: an image file or a folder (searched recursively for image extensions).
         output_dir: where outputs go; created if needed; must not be ``source`` or inside it.
         format: output format, one of :data:`OUTPUT_FORMATS`.
-        skip_existing: leave inputs whose output already exists alone.
+        skip_existing: leave inputs whose output already exists (and is an image) alone.
+        overwrite: replace files already where outputs go (otherwise such files stop the run before any
+            work).
         progress: show a tqdm progress bar.
 
     Returns:
@@ -76,73 +199,50 @@ def derain_folder(
 
     Raises:
         FileNotFoundError: ``source`` does not exist.
+        FileExistsError: files are where outputs would go and neither ``overwrite`` nor ``skip_existing``.
         ValueError: bad ``format``, or ``output_dir`` is or lies inside the input folder.
         PermissionError: ``output_dir`` cannot be created or written.
+        OutputFullError: the disk filled up (the outputs written so far are whole).
     """
     fmt = format.lower().lstrip(".")
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"format must be one of {OUTPUT_FORMATS}, got {format!r}")
     source, output_dir = Path(source), Path(output_dir)
-    jobs = _plan(source, output_dir, fmt)
+    plan = plan_folder(source, output_dir, fmt)
+    if not (overwrite or skip_existing):
+        _refuse_existing(plan, output_dir)
     ensure_writable_folder(output_dir)
 
-    summary = DerainSummary()
-    inputs = {src.resolve() for src, _ in jobs}
-    bar = tqdm(jobs, unit="img", desc="derain", disable=not progress, file=sys.stderr)
+    summary = DerainSummary(skipped=[(path, f"{path}: {why}") for path, why in plan.not_followed])
+    for _, line in summary.skipped:
+        tqdm.write(f"skipped: {line}", file=sys.stderr)
+    inputs = {os.path.realpath(src) for src, _ in plan.jobs}
+    bar = tqdm(plan.jobs, unit="img", desc="derain", disable=not progress, file=sys.stderr)
     for src, dst in bar:
         error = None
-        if dst.resolve() in inputs:
+        if os.path.realpath(dst) in inputs:
             error = f"{src}: its output {dst} would overwrite an input"
-        elif skip_existing and dst.exists():
-            summary.skipped.append(src)
+        elif skip_existing and _existing(dst):
+            if _is_image(dst):
+                summary.skipped.append((src, f"{src}: output {dst} exists (skip_existing=true)"))
+            else:
+                error = f"{src}: {dst} exists but is not a readable image; overwrite=true replaces it"
         else:
             try:
-                decoded = read_image_decoded(src)
-                write_image(dst, derainer.derain_decoded(decoded), decoded.alpha, decoded.grayscale)
+                derainer.derain_image(open_image(src, derainer.max_pixels)).write(dst)
                 summary.written.append(dst)
             except ImageReadError as err:  # its message already names the file
                 error = str(err)
-            except (OSError, ValueError, torch.cuda.OutOfMemoryError) as err:  # write error, GPU OOM
+            except (OSError, ValueError, MemoryError, torch.cuda.OutOfMemoryError) as err:
                 if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise OutputFullError(
                         f"{output_dir}: no space left (or quota reached) at {dst.name} after "
                         f"{len(summary.written)} images; free space and rerun with skip_existing=true",
                     ) from None
-                error = f"{src}: {type(err).__name__}: {err}"
+                reason = str(err) if str(src) in str(err) else f"{src}: {type(err).__name__}: {err}"
+                error = reason.strip().splitlines()[0]
         if error is not None:
             summary.failed.append((src, error))
             tqdm.write(f"failed: {error}", file=sys.stderr)
     bar.close()
     return summary
-
-
-def _plan(source: Path, output_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
-    """``(input, output)`` pairs, after refusing an output folder that is or lies inside the input folder."""
-    if not source.exists():
-        raise FileNotFoundError(f"input not found: {source}")
-    if source.is_dir():
-        src_root, out_root = source.resolve(), output_dir.resolve()
-        if out_root == src_root or src_root in out_root.parents:
-            raise ValueError(
-                f"output folder {output_dir} is the input folder {source} or inside it; choose a folder "
-                "outside the input (a second run would otherwise derain the outputs too)"
-            )
-        return _output_names(source, list_images(source), output_dir, fmt)
-    if not is_image_file(source):
-        raise ValueError(
-            f"input {source} has no image extension; expected one of the image types or a folder"
-        )
-    return _output_names(source.parent, [source], output_dir, fmt)
-
-
-def _output_names(source: Path, images: list[Path], output_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
-    """``a/x.jpg`` → ``output_dir/a/x.png``; inputs sharing a stem (``x.jpg``, ``x.png``) keep their whole
-    name instead (``x.jpg.png``, ``x.png.png``), so no output is lost or claimed twice. Names are compared
-    case-blind, as macOS and Windows file systems do."""
-    relatives = [path.relative_to(source) for path in images]
-    stems = [str(relative.with_suffix("")).casefold() for relative in relatives]
-    shared = Counter(stems)
-    return [
-        (path, output_dir / relative.parent / f"{relative.name if shared[stem] > 1 else relative.stem}.{fmt}")
-        for path, relative, stem in zip(images, relatives, stems)
-    ]

@@ -90,6 +90,66 @@ def check_tiling(tile: int, overlap: int | None, batch_size: int) -> None:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
 
 
+@dataclass(frozen=True)
+class Tile:
+    """A tile of image ``image``: the network sees ``rows.window × cols.window``; ``rows.keep × cols.keep``
+    goes to the output."""
+
+    image: int
+    rows: _Span
+    cols: _Span
+
+
+def plan_tiles(
+    net: LPNet, height: int, width: int, tile: int, overlap: int | None, images: int = 1
+) -> list[list[Tile]]:
+    """Every tile of ``images`` images of ``height × width``, grouped by window shape (for batching).
+
+    Args:
+        net: the network (its levels fix the alignment, its receptive field the default overlap).
+        height, width: the image size.
+        tile: output pixels kept per tile side (rounded down to a multiple of ``2^(levels-1)``).
+        overlap: context pixels per side; None = :func:`receptive_field_radius` (exact results).
+        images: how many images of that size.
+    """
+    overlap = receptive_field_radius(net) if overlap is None else overlap
+    align = 2 ** (net.num_levels - 1)
+    groups: dict[tuple[int, int], list[Tile]] = {}
+    for r in spans(height, tile, overlap, align):
+        for c in spans(width, tile, overlap, align):
+            shape = (r.win_end - r.win_start, c.win_end - c.win_start)
+            groups.setdefault(shape, []).extend(Tile(b, r, c) for b in range(images))
+    return list(groups.values())
+
+
+def run_tiles(
+    net: LPNet,
+    plan: list[list[Tile]],
+    read: Callable[[Tile], Tensor],
+    write: Callable[[Tile, Tensor], None],
+    batch_size: int = DerainConfig.batch_size,
+    derain_fn: Callable[[Tensor], Tensor] | None = None,
+) -> None:
+    """Derain every tile of ``plan``: ``read(tile)`` gives its ``(C, h, w)`` window, ``write(tile, y)`` takes
+    the kept ``(C, kh, kw)`` part of the output. Windows of one shape go ``batch_size`` at a time through
+    ``derain_fn`` (default ``net.derain``) on the network's device and dtype, under inference mode.
+    """
+    device, dtype = net_device_dtype(net)
+    derain_fn = derain_fn or net.derain
+    several_tiles = sum(map(len, plan)) > 1
+    with torch.inference_mode():
+        for tiles in plan:
+            for first in range(0, len(tiles), batch_size):
+                chunk = tiles[first : first + batch_size]
+                windows = torch.stack([read(t) for t in chunk]).to(device=device, dtype=dtype)
+                result = derain_fn(windows)
+                for t, y in zip(chunk, result, strict=True):
+                    write(t, y[:, t.rows.keep_in_window, t.cols.keep_in_window])
+                if several_tiles:  # a tuned allocator keeps freed maps: bound the peak (lpnet.allocator)
+                    del windows, result
+                    release_free_memory()
+
+
 def derain_tiled(
     net: LPNet,
     x: Tensor,
@@ -129,32 +189,15 @@ def derain_tiled(
     if x.dim() != 4 or x.shape[1] != net.channels:
         raise ValueError(f"derain_tiled expects (B, {net.channels}, H, W) images, got {tuple(x.shape)}")
     check_tiling(tile, overlap, batch_size)
-    if overlap is None:
-        overlap = receptive_field_radius(net)
-    align = 2 ** (net.num_levels - 1)
-    device, dtype = net_device_dtype(net)
-    derain_fn = derain_fn or net.derain
-    rows = spans(x.shape[-2], tile, overlap, align)
-    cols = spans(x.shape[-1], tile, overlap, align)
-    several_tiles = len(rows) * len(cols) > 1
-
     # Allocated outside inference mode so callers get an ordinary tensor they may modify in place.
     out = torch.empty_like(x)
-    groups: dict[tuple[int, int], list[tuple[_Span, _Span]]] = {}
-    for r in rows:
-        for c in cols:
-            groups.setdefault((r.win_end - r.win_start, c.win_end - c.win_start), []).append((r, c))
-    with torch.inference_mode():
-        for tiles in groups.values():
-            # Every image of the batch with every tile of this shape, batch_size tiles per call.
-            jobs = [(b, r, c) for r, c in tiles for b in range(x.shape[0])]
-            for first in range(0, len(jobs), batch_size):
-                chunk = jobs[first : first + batch_size]
-                windows = torch.stack([x[b, :, r.window, c.window] for b, r, c in chunk])
-                result = derain_fn(windows.to(device=device, dtype=dtype))
-                for (b, r, c), y in zip(chunk, result, strict=True):
-                    out[b, :, r.keep, c.keep].copy_(y[:, r.keep_in_window, c.keep_in_window])
-                if several_tiles:  # a tuned allocator keeps freed maps: bound the peak (lpnet.allocator)
-                    del windows, result
-                    release_free_memory()
+
+    def read(t: Tile) -> Tensor:
+        return x[t.image, :, t.rows.window, t.cols.window]
+
+    def write(t: Tile, y: Tensor) -> None:
+        out[t.image, :, t.rows.keep, t.cols.keep].copy_(y)
+
+    plan = plan_tiles(net, x.shape[-2], x.shape[-1], tile, overlap, images=x.shape[0])
+    run_tiles(net, plan, read, write, batch_size, derain_fn)
     return out
