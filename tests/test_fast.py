@@ -6,8 +6,17 @@ import pytest
 import torch
 
 from lpnet.models import LPNet
-from lpnet.models.fast import FastLPNet, fast_forward, fast_path_available, optimize_for_inference
+from lpnet.models.fast import (
+    MIN_STRIP_ROWS,
+    STRIP_PIXELS,
+    FastLPNet,
+    fast_forward,
+    fast_path_available,
+    optimize_for_inference,
+    strip_rows,
+)
 from lpnet.models.losses import MultiLevelLoss
+from lpnet.models.lpnet import eager_conv
 from lpnet.training.module import LitLPNet
 
 needs_onednn = pytest.mark.skipif(not fast_path_available(), reason="PyTorch built without oneDNN")
@@ -133,3 +142,21 @@ class TestFallbackAndErrors:
             FastLPNet(torch.nn.Conv2d(3, 3, 1))
         with pytest.raises(ValueError, match="example_shape"):
             optimize_for_inference(_random_net(), example_shape=(1, 4, 8))
+
+
+@pytest.mark.parametrize("max_rows", [7, 16, 33])
+def test_subnets_in_row_strips_give_the_same_numbers(max_rows):
+    """Strips carry the subnet's receptive radius of context: the result is the whole-image result."""
+    torch.manual_seed(5)
+    net = LPNet(recursions=2, width_multiplier=0.5).eval()
+    x = torch.rand(1, 3, 70, 45)
+    with torch.inference_mode():
+        whole = net(x)
+        for strips in (net.apply_convs(x, eager_conv, max_rows), fast_forward(net, x, max_rows)):
+            for a, b in zip(strips, whole, strict=True):
+                torch.testing.assert_close(a.contiguous(), b, rtol=0, atol=1e-5)
+    assert net.subnets[0].radius == 1 + 2 * 2  # head 3×3, then two recursions of 3×3, 1×1, 3×3
+
+
+def test_inference_strips_follow_the_width():
+    assert strip_rows(1504) == STRIP_PIXELS // 1504 and strip_rows(100_000) == MIN_STRIP_ROWS

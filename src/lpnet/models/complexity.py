@@ -1,8 +1,8 @@
 """What an LPNet costs and how far it sees, derived from the network itself.
 
-Every figure here comes from tracing :meth:`lpnet.models.lpnet.Subnet.apply_convs`, the one statement of
-a subnet's structure, with a convolution function that records each convolution instead of computing it
-(on the ``meta`` device: nothing is allocated). So a change to the architecture changes these figures
+Every figure here comes from :meth:`lpnet.models.lpnet.Subnet.applied_convs`, a trace of the one statement
+of a subnet's structure that records each convolution instead of computing it (on the ``meta`` device:
+nothing is allocated). So a change to the architecture changes these figures
 too, and a configuration can be costed before any weight exists (:func:`architecture_cost`, which the
 checkpoint loader uses to refuse absurd networks before building them).
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
 
 from lpnet.config import LPNetConfig
 from lpnet.models.lpnet import LPNet, Subnet
@@ -40,30 +39,12 @@ PYRAMID_TAPS = len(BINOMIAL_1D) ** 2
 PYRAMID_REACH = len(BINOMIAL_1D) // 2
 
 
-def applied_convs(subnet: Subnet) -> list[nn.Conv2d]:
-    """The convolutions ``subnet`` applies, in order, once per use (a shared block once per recursion)."""
-    applied: list[nn.Conv2d] = []
-
-    def record(x: Tensor, conv: nn.Conv2d, slope: float | None) -> Tensor:
-        applied.append(conv)
-        return x.new_empty((x.shape[0], conv.out_channels, *x.shape[2:]))
-
-    band = torch.empty(1, subnet.head.in_channels, 1, 1, device="meta")
-    subnet.apply_convs(band, record)
-    return applied
-
-
 def subnet_macs_per_pixel(subnet: Subnet) -> int:
     """MACs of one subnet per pixel of its level: ``Σ k_h k_w (C_in / groups) C_out`` over its convs."""
     return sum(
         c.kernel_size[0] * c.kernel_size[1] * (c.in_channels // c.groups) * c.out_channels
-        for c in applied_convs(subnet)
+        for c in subnet.applied_convs()
     )
-
-
-def subnet_radius(subnet: Subnet) -> int:
-    """How far (in the subnet's own pixels) one output pixel of ``subnet`` sees."""
-    return sum((c.kernel_size[0] - 1) // 2 * c.dilation[0] for c in applied_convs(subnet))
 
 
 def _network(net: LPNet | LPNetConfig) -> LPNet:
@@ -146,7 +127,7 @@ def receptive_field_radius(net: LPNet | LPNetConfig) -> int:
         k = top - index
         scale = 2**k
         down = reach * (scale - 1) if k == top else reach * (2 * scale - 1) + reach * scale
-        radius = max(radius, down + subnet_radius(subnet) * scale + reach * (scale - 1))
+        radius = max(radius, down + subnet.radius * scale + reach * (scale - 1))
     return radius
 
 

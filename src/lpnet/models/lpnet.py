@@ -10,7 +10,7 @@ TensorFlow weights load as they are.
 One detail follows the official code rather than the paper's equation: inside a recursion the
 LeakyReLU comes *before* the skip back to the first features (``lrelu(conv(...)) + f0``).
 
-The order of a subnet's convolutions is written once, in :meth:`Subnet.apply`, which takes the
+The order of a subnet's convolutions is written once, in :meth:`Subnet._run`, which takes the
 function that computes one convolution (+ LeakyReLU). ``forward`` passes PyTorch's own; the fast CPU path
 (:mod:`lpnet.models.fast`) passes fused oneDNN kernels; the cost model and the receptive field
 (:mod:`lpnet.models.complexity`) pass one that only records which convolutions run.
@@ -37,6 +37,12 @@ def eager_conv(x: Tensor, conv: nn.Conv2d, slope: float | None) -> Tensor:
     return F.leaky_relu(y, slope) if slope is not None else y
 
 
+def _add(fresh: Tensor, other: Tensor) -> Tensor:
+    """``fresh + other``; in place on ``fresh`` (a convolution's new output) when no gradient is recorded,
+    which saves a full-resolution feature map per addition: a 1504² window's inference peaks ~0.3 GB lower."""
+    return fresh + other if torch.is_grad_enabled() else fresh.add_(other)
+
+
 class RecursiveBlock(nn.Module):
     """3×3 → LReLU → 1×1 → LReLU → 3×3 → LReLU, width ``f`` in and out."""
 
@@ -47,13 +53,15 @@ class RecursiveBlock(nn.Module):
         self.conv3 = nn.Conv2d(width, width, 3, padding=1)
         self.negative_slope = negative_slope
 
-    def apply_convs(self, x: Tensor, conv_fn: ConvFn) -> Tensor:
-        for conv in (self.conv1, self.conv2, self.conv3):
-            x = conv_fn(x, conv, self.negative_slope)
-        return x
+    @property
+    def convs(self) -> tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d]:
+        """The block's convolutions in the order they run, each followed by the LeakyReLU."""
+        return self.conv1, self.conv2, self.conv3
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.apply_convs(x, eager_conv)
+        for conv in self.convs:
+            x = eager_conv(x, conv, self.negative_slope)
+        return x
 
 
 class Subnet(nn.Module):
@@ -74,19 +82,64 @@ class Subnet(nn.Module):
         self.blocks = nn.ModuleList(RecursiveBlock(width, config.negative_slope) for _ in range(num_blocks))
         self.tail = nn.Conv2d(width, config.channels, 1)
 
-    def apply_convs(self, band: Tensor, conv_fn: ConvFn) -> Tensor:
+    def _run(self, band: Tensor, conv_fn: ConvFn) -> Tensor:
         """The subnet with ``conv_fn`` computing each convolution: the one statement of its structure."""
         first = conv_fn(band, self.head, self.negative_slope)
         features = first
         for step in range(self.recursions):
-            features = self.blocks[step % len(self.blocks)].apply_convs(features, conv_fn)
+            # Rebinding ``features`` after every convolution frees each map as soon as it is used: at most
+            # three full-resolution maps (first, input, output) are alive at once.
+            for conv in self.blocks[step % len(self.blocks)].convs:
+                features = conv_fn(features, conv, self.negative_slope)
             if self.residual_skip:
-                features = features + first
-        return conv_fn(features, self.tail, None) + band
+                features = _add(features, first)
+        return _add(conv_fn(features, self.tail, None), band)
+
+    def applied_convs(self) -> list[nn.Conv2d]:
+        """The convolutions the subnet applies, in order, once per use (a shared block once per recursion).
+
+        Traced from :meth:`_run` on the meta device (nothing is computed), so every figure derived from
+        it (receptive field, MACs: :mod:`lpnet.models.complexity`) follows the structure.
+        """
+        applied: list[nn.Conv2d] = []
+
+        def record(x: Tensor, conv: nn.Conv2d, slope: float | None) -> Tensor:
+            applied.append(conv)
+            return x.new_empty((x.shape[0], conv.out_channels, *x.shape[2:]))
+
+        self._run(torch.empty(1, self.head.in_channels, 1, 1, device="meta"), record)
+        return applied
+
+    @property
+    def radius(self) -> int:
+        """How far (in its own level's pixels) one output pixel of the subnet sees."""
+        return sum((c.kernel_size[0] - 1) // 2 * c.dilation[0] for c in self.applied_convs())
+
+    def apply_convs(self, band: Tensor, conv_fn: ConvFn, max_rows: int | None = None) -> Tensor:
+        """The subnet on ``band`` ``(B, C, H, W)``, each convolution computed by ``conv_fn``.
+
+        Args:
+            band: the level's input.
+            conv_fn: computes one convolution and its LeakyReLU (:func:`eager_conv`, or the fast path's).
+            max_rows: run in horizontal strips of at most this many rows, each with :attr:`radius` rows of
+                context above and below that are cropped away: the same numbers, but only a strip's
+                feature maps exist at once (a 1504² window's inference: ~0.9 GB → ~0.35 GB of maps).
+        """
+        rows = band.shape[-2]
+        if max_rows is None or rows <= max_rows:
+            return self._run(band, conv_fn)
+        radius = self.radius
+        out = torch.empty_like(band)
+        for top in range(0, rows, max_rows):
+            low, high = max(0, top - radius), min(rows, top + max_rows + radius)
+            strip = self._run(band[..., low:high, :], conv_fn)
+            kept = min(max_rows, rows - top)
+            out[..., top : top + kept, :] = strip[..., top - low : top - low + kept, :]
+        return out
 
     def forward(self, band: Tensor) -> Tensor:
         """``(B, C, H, W)`` band → ``(B, C, H, W)`` band plus the predicted residual."""
-        return self.apply_convs(band, eager_conv)
+        return self._run(band, eager_conv)
 
 
 class LPNet(nn.Module):
@@ -136,15 +189,16 @@ class LPNet(nn.Module):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def apply_convs(self, x: Tensor, conv_fn: ConvFn) -> list[Tensor]:
-        """Every level's output, coarsest first, each subnet's convolutions computed by ``conv_fn``."""
+    def apply_convs(self, x: Tensor, conv_fn: ConvFn, max_rows: int | None = None) -> list[Tensor]:
+        """Every level's output, coarsest first, each subnet's convolutions computed by ``conv_fn``
+        (in strips of at most ``max_rows`` rows: :meth:`Subnet.apply_convs`)."""
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"LPNet expects (B, {self.channels}, H, W) images, got {tuple(x.shape)}")
         kernel = self.kernel.to(x.dtype)
         bands = laplacian_pyramid(x, self.num_levels, kernel)
         outputs: list[Tensor] = []
         for subnet, band in zip(self.subnets, bands):
-            level = subnet.apply_convs(band, conv_fn)
+            level = subnet.apply_convs(band, conv_fn, max_rows)
             if outputs:
                 level = level + pyr_up(outputs[-1], band.shape[-2:], kernel)
             outputs.append(torch.relu(level) if self.config.final_relu else level)
