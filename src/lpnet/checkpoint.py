@@ -17,6 +17,7 @@ A refusal names the file and the offending field.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 
 from lpnet.config import LPNetConfig, from_dict, plain
-from lpnet.files import atomic_write
+from lpnet.files import write_bytes
 from lpnet.models.complexity import architecture_cost
 from lpnet.models.lpnet import LPNet
 
@@ -51,9 +52,15 @@ def save_checkpoint(path: str | os.PathLike, net: LPNet, meta: dict[str, Any] | 
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "meta": dict(meta or {}),
     }
-    with atomic_write(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    return save_torch(payload, path)
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` atomically: serialised in memory first (lpnet's checkpoints are kilobytes), so a
+    full disk fails as a plain write with its errno (:class:`lpnet.files.DiskFullError`)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_bytes(path, buffer.getbuffer())
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[LPNetConfig, dict[str, torch.Tensor], dict[str, Any]]:

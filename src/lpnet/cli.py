@@ -153,6 +153,8 @@ def describe_error(err: BaseException) -> tuple[str, int] | None:
                 EXIT_ERROR,
             )
         if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            if str(cause).startswith("no space left"):  # lpnet.files.DiskFullError names folder and file
+                return f"{cause} (free space and run again)", EXIT_ERROR
             where = cause.filename or os.getcwd()
             return f"no space left on the device of {where} (free space and run again)", EXIT_ERROR
         if isinstance(cause, OSError | ValueError):

@@ -10,13 +10,42 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+# Below this much free space, a failed write counts as a full disk (C++ writers such as torch.save report
+# a full disk as a RuntimeError about stream positions, not as ENOSPC).
+NEARLY_FULL_BYTES = 1 << 16
+
+
+class DiskFullError(OSError):
+    """No space left where a file was being written; the message names the folder and the file."""
+
+    def __init__(self, path: Path) -> None:
+        free = _free_bytes(path.parent)
+        super().__init__(
+            errno.ENOSPC,
+            f"no space left on the device of {path.parent} ({free:,} bytes free) while writing {path.name}; "
+            f"the previous {path.name}, if there was one, is intact",
+            str(path.parent),
+        )
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
 
 
 @contextlib.contextmanager
@@ -24,6 +53,9 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` in one step.
 
     A kill or an error leaves either the old file or none, never a half-written one.
+
+    Raises:
+        DiskFullError: the device filled up (whatever error the writer raised for it).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +63,12 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except Exception as err:
+        full = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+        if full or _free_bytes(path.parent) < NEARLY_FULL_BYTES:
+            tmp.unlink(missing_ok=True)
+            raise DiskFullError(path) from err
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -62,6 +100,13 @@ def _new_file_in(folder: Path) -> Path:
             return tmp
         except FileExistsError:
             continue
+
+
+def write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

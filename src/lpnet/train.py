@@ -67,6 +67,29 @@ def swept_keys() -> list[str]:
     return sorted(keys)
 
 
+def refuse_a_finished_run(output_dir: Path, ckpt_path: str | None) -> None:
+    """Refuse to start a new run in a directory that holds another run's checkpoints or scores.
+
+    Resuming from a checkpoint inside that directory continues the run there, as it should.
+
+    Raises:
+        FileExistsError: naming the directory, what it holds, and the two ways on.
+    """
+    held = [
+        p
+        for p in (output_dir / "metrics.json", *sorted((output_dir / "checkpoints").glob("*.ckpt")))
+        if p.exists()
+    ]
+    resuming_here = ckpt_path and output_dir.resolve() in Path(ckpt_path).resolve().parents
+    if held and not resuming_here:
+        names = ", ".join(str(p.relative_to(output_dir)) for p in held)
+        raise FileExistsError(
+            f"run directory {output_dir} already holds a run ({names}); continue it with "
+            f"ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}, or start a new one in another "
+            "hydra.run.dir"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) LPNet as ``cfg`` describes; returns the summary also written to ``metrics.json``.
 
@@ -75,6 +98,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     started = time.perf_counter()
     tune_cpu_allocator()  # CPU steps reuse freed feature maps, not page-fault them in (lpnet.allocator)
+    refuse_a_finished_run(Path(cfg.paths.output_dir), cfg.get("ckpt_path"))
     output_dir = ensure_writable_folder(cfg.paths.output_dir)
     with open_dict(cfg):  # a sweep's runs also share tags naming what it sweeps (W&B filters by them)
         cfg.tags = [*cfg.get("tags", []), *(f"sweep:{key}" for key in swept_keys())]

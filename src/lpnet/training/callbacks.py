@@ -15,7 +15,7 @@ from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lpnet.files import atomic_write
+from lpnet.checkpoint import save_torch
 from lpnet.io import write_image
 from lpnet.visualize import comparison_grid
 
@@ -114,5 +114,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        with atomic_write(path) as tmp:
-            torch.save(checkpoint, tmp)
+        save_torch(checkpoint, path)
