@@ -50,9 +50,12 @@ class Payload:
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        (b"", "not a loadable"),
-        (b"\x00\x01garbage" * 100, "not a loadable"),
-        (pickle.dumps(Payload()), "not a loadable"),
+        (b"", "not an lpnet checkpoint: damaged, truncated or not a PyTorch file"),
+        (b"\x00\x01garbage" * 100, "not an lpnet checkpoint: damaged, truncated or not a PyTorch file"),
+        (
+            pickle.dumps(Payload(), protocol=2),
+            "not an lpnet checkpoint: it holds Python classes or functions",
+        ),
     ],
 )
 def test_bad_files_are_refused_without_running_code(tmp_path, capsys, content, match):

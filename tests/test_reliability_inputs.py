@@ -194,7 +194,19 @@ def make_pairs(root: Path) -> dict[str, tuple[int, int] | str]:
     for name, outcome in expect.items():
         size = outcome if isinstance(outcome, tuple) else (H, W)
         clean = root / "norain" / f"{Path(name).stem}.png"
-        Image.fromarray(_rgb(2, size)).save(clean)
+        rgb = _rgb(2, size)
+        # The clean image is of the rainy one's kind: a grayscale or 16-bit pair scores like any other.
+        kind = {"gray.png": rgb[..., 0], "gray16.png": rgb[..., 0].astype(np.uint16) * 257}.get(name, rgb)
+        Image.fromarray(kind).save(clean)
+    # Pairs of two kinds are refused by name: colour against grayscale, 8-bit against 16-bit grayscale.
+    gray = _rgb(3)[..., 0]
+    for name, rainy, clean in (
+        ("colour-vs-gray.png", _rgb(3), gray),
+        ("8-vs-16-bit.png", gray, gray.astype(np.uint16) * 257),
+    ):
+        Image.fromarray(rainy).save(root / "rain" / name)
+        Image.fromarray(clean).save(root / "norain" / name)
+        expect[name] = "both images of a pair must be of one kind"
     return expect
 
 
@@ -208,7 +220,7 @@ def test_paired_dataset_every_input(tmp_path):
         if isinstance(outcome, tuple):
             assert dataset[index]["rainy"].shape == (3, *outcome)
         else:
-            with pytest.raises(ImageReadError) as info:
+            with pytest.raises((ImageReadError, ValueError)) as info:
                 dataset[index]
             assert outcome in str(info.value) and one_line_naming(str(info.value), pair.rainy)
     readable = {n for n, o in expect.items() if isinstance(o, tuple)}

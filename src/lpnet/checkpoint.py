@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,16 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[LPNetConfig, dict[str, tor
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error below says it
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt, truncated or code-carrying files
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        first_line = first_line.split(" Re-running `torch.load` with `weights_only`")[0]  # unsafe advice
-        raise CheckpointError(
-            f"{path}: not a loadable lpnet checkpoint (read with weights_only=True, nothing executed): "
-            f"{first_line}"
-        ) from None
+        # Not torch's advice to retry with weights_only=False: that would run whatever code the file holds.
+        if "GLOBAL" in str(err):
+            why = "it holds Python classes or functions, which lpnet never unpickles (that could run code)"
+        else:
+            why = f"damaged, truncated or not a PyTorch file ({_first_line(err).split('. In PyTorch')[0]})"
+        raise CheckpointError(f"{path}: not an lpnet checkpoint: {why}") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: expected a checkpoint dict, found {type(ckpt).__name__}")
     if ckpt.get("format") == FORMAT:
@@ -106,6 +109,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[LPNetConfig, dict[str, tor
     config = _checked_config(path, raw_config, where)
     _check_state(path, state)
     return config, state, dict(meta) if isinstance(meta, dict) else {}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _checked_config(path: Path, raw: Any, where: str) -> LPNetConfig:

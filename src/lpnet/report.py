@@ -191,6 +191,9 @@ def load_run(run_dir: Path, label: str) -> Run:
             run.status = COMPLETE
         except (OSError, json.JSONDecodeError) as err:
             notes.append(f"unreadable metrics.json: {err}")
+        if not isinstance(summary, dict) or not isinstance(summary.get("metrics", {}), dict):
+            notes.append("metrics.json is not a run summary (a dict holding a dict of metrics)")
+            summary, run.status = {}, INCOMPLETE
     else:
         notes.append("no metrics.json (failed, killed or still running)")
     try:
@@ -334,8 +337,10 @@ def write_markdown(
     ]
     headline = _headline_metric(rows)
     if headline:
-        best = max((row for row in complete if row[headline] is not None), key=lambda row: row[headline])
-        lines += ["", f"Best {headline}: run `{best['run']}` with {best[headline]:.2f} dB."]
+        scored = [row for row in complete if row[headline] is not None and math.isfinite(row[headline])]
+        if scored:  # a NaN or infinite score (a diverged run) is never the best
+            best = max(scored, key=lambda row: row[headline])
+            lines += ["", f"Best {headline}: run `{best['run']}` with {best[headline]:.2f} dB."]
     notes = [row for row in rows if row["note"]]
     if notes:
         lines += [

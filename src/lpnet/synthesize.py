@@ -8,6 +8,7 @@ The folder gets the Rain100L/H layout, ``DIR/rain/rain-001.png`` and ``DIR/norai
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -36,6 +37,35 @@ def _degradation(cfg: DictConfig) -> ConfiguredDegradation:
     return build_degradation(**node)
 
 
+def remove_previous_set(out: Path) -> None:
+    """Delete the pairs and ``params.json`` an earlier run wrote into ``out`` (the files its params.json
+    lists, nothing else), so a smaller set never leaves stale pairs beside the new ones.
+
+    Raises:
+        ValueError: ``rain/`` or ``norain/`` holds images lpnet did not write there (they would mix into the
+            new set); ``out`` is then left as it was.
+    """
+    params = out / "params.json"
+    owned: set[Path] = set()
+    if params.is_file():
+        try:
+            record = json.loads(params.read_text())
+            owned = {out / entry[side] for entry in record["samples"] for side in ("rain", "norain")}
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{params} is not one lpnet wrote; choose an empty output folder") from None
+    foreign = sorted(
+        p for side in ("rain", "norain") for p in (out / side).glob("*") if p.is_file() and p not in owned
+    )
+    if foreign:
+        names = ", ".join(str(p.relative_to(out)) for p in foreign[:5])
+        raise ValueError(
+            f"output {out} holds images lpnet did not write ({names}{', ...' if len(foreign) > 5 else ''}); "
+            "they would mix into the new set: choose an empty output folder"
+        )
+    for path in (*owned, params):
+        path.unlink(missing_ok=True)
+
+
 def synthesize(cfg: DictConfig) -> Path:
     """Render ``cfg.count`` pairs into ``cfg.output`` (see the module doc); returns the folder.
 
@@ -52,6 +82,8 @@ def synthesize(cfg: DictConfig) -> Path:
     if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
         raise ValueError(f"output {out} is not empty; choose another folder or pass overwrite=true")
     degrade = _degradation(cfg)
+    if out.is_dir():
+        remove_previous_set(out)
     ensure_writable_folder(out)
     pairs = SyntheticPairs(
         split=cfg.split,

@@ -33,7 +33,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from lpnet.data.layouts import Pair
-from lpnet.io import read_image
+from lpnet.io import SourceImage, open_image, read_image
 
 Sample = dict[str, Any]
 
@@ -130,10 +130,12 @@ class PairedImageDataset(Dataset):
         if index in self._cache:
             return self._cache[index]
         pair = self.pairs[index]
-        rainy = read_image(pair.rainy)
         if pair.rainy_side is None:
-            clean = read_image(pair.clean)
+            rainy_image, clean_image = open_image(pair.rainy), open_image(pair.clean)
+            _check_same_kind(pair, rainy_image, clean_image)
+            rainy, clean = rainy_image.rgb(), clean_image.rgb()
         else:
+            rainy = read_image(pair.rainy)
             width = rainy.shape[-1]
             if width % 2:
                 raise ValueError(f"{pair.rainy}: side-by-side pair image has an odd width ({width})")
@@ -173,6 +175,21 @@ class PairedImageDataset(Dataset):
         """Pair ``index``; a random crop/flip, if any, is seeded from torch's global generator."""
         seed = int(torch.randint(0, 2**63 - 1, ())) if self.crop_size or self.flips else 0
         return self.sample(index, np.random.default_rng(seed))
+
+
+def _bits(image: SourceImage) -> int:
+    return {"F": 32, "I": 16}.get(image.pixels.mode, 16 if image.pixels.mode.startswith("I;16") else 8)
+
+
+def _check_same_kind(pair: Pair, rainy: SourceImage, clean: SourceImage) -> None:
+    """Refuse a pair whose images differ in kind: scores (and training) would compare different things."""
+    kinds = [("grayscale" if im.grayscale else "colour", _bits(im)) for im in (rainy, clean)]
+    if kinds[0] != kinds[1]:
+        (r_kind, r_bits), (c_kind, c_bits) = kinds
+        raise ValueError(
+            f"pair {pair.key!r}: {pair.rainy} is {r_bits}-bit {r_kind} but {pair.clean} is {c_bits}-bit "
+            f"{c_kind}; both images of a pair must be of one kind (convert one of them)"
+        )
 
 
 def _to_float(image: Tensor) -> Tensor:
