@@ -26,7 +26,7 @@ import os
 # mallopt parameters from glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-DEFAULT_THRESHOLD_BYTES = 1 << 30
+DEFAULT_THRESHOLD_BYTES = 1 << 26
 
 _tuned = False
 _libc: ctypes.CDLL | None = None

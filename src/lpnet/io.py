@@ -142,41 +142,44 @@ class SourceImage:
     """A decoded image kept at its own bit depth; float regions are made on demand.
 
     Attributes:
-        pixels: the colour planes as a Pillow image of mode RGB, L, I;16 (any byte order), I or F.
-        alpha: the transparency as a mode-L Pillow image, or None.
+        pixels: the colour planes: ``(H, W, 3)`` uint8 for colour; ``(H, W)`` uint8, uint16 or int32
+            (16-bit values) or float32 for grayscale.
+        scale: what maps ``pixels`` to [0, 1] (255, 65535 or 1).
+        alpha: the transparency as ``(H, W)`` uint8, or None.
         grayscale: the source had a single colour channel (written back as grayscale).
         mode: the source's Pillow mode.
         name: where it came from, for messages.
     """
 
-    pixels: Image.Image
-    alpha: Image.Image | None
+    pixels: np.ndarray
+    scale: float
+    alpha: np.ndarray | None
     grayscale: bool
     mode: str
     name: str
 
     @property
     def height(self) -> int:
-        return self.pixels.height
+        return self.pixels.shape[0]
 
     @property
     def width(self) -> int:
-        return self.pixels.width
+        return self.pixels.shape[1]
+
+    @property
+    def bits(self) -> int:
+        """Bits per colour value: 8, 16 or 32 (float)."""
+        return {1: 8, 2: 16, 4: 16}[self.pixels.itemsize] if self.scale != 1.0 else 32
 
     def window(self, top: int, left: int, height: int, width: int) -> Tensor:
         """Rows ``[top, top + height)`` and columns ``[left, left + width)``: RGB float32 ``(3, h, w)``."""
-        region = self.pixels.crop((left, top, left + width, top + height))
-        arr = np.asarray(region, dtype=np.float32) / _scale(self.pixels.mode)
-        chw = torch.from_numpy(np.ascontiguousarray(np.atleast_3d(arr).transpose(2, 0, 1)))
+        region = self.pixels[top : top + height, left : left + width].astype(np.float32) / self.scale
+        chw = torch.from_numpy(np.ascontiguousarray(np.atleast_3d(region).transpose(2, 0, 1)))
         return chw.clamp_(0, 1).expand(3, -1, -1) if chw.shape[0] == 1 else chw.clamp_(0, 1)
 
     def rgb(self) -> Tensor:
         """The whole image as RGB float32 ``(3, H, W)`` in [0, 1] (the caller owns the copy)."""
         return self.window(0, 0, self.height, self.width).contiguous()
-
-    def alpha_array(self) -> np.ndarray | None:
-        """The transparency as ``(H, W)`` uint8, or None."""
-        return None if self.alpha is None else np.asarray(self.alpha)
 
 
 def _scale(mode: str) -> float | None:
@@ -191,6 +194,8 @@ def _scale(mode: str) -> float | None:
 def decode_pil(img: Image.Image, name: str = "image") -> SourceImage:
     """Keep a Pillow image's colour planes and alpha the way :class:`SourceImage` does (see module doc).
 
+    The planes move into a numpy array of 3 bytes per pixel for colour (Pillow keeps 4).
+
     Raises:
         ImageReadError: a float image with a NaN or infinite pixel.
     """
@@ -199,28 +204,20 @@ def decode_pil(img: Image.Image, name: str = "image") -> SourceImage:
     alpha = None
     if mode in ALPHA_MODES or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
-        alpha = rgba.getchannel("A")
+        alpha = np.asarray(rgba.getchannel("A"))
         img = rgba.convert("L" if grayscale else "RGB")
     elif mode == "1":
         img = img.convert("L")
     elif _scale(mode) is None:  # palette, CMYK, YCbCr, LAB, ...
         img = img.convert("RGB")
-    if img.mode == "F":
-        _check_finite(img, name)
-    return SourceImage(img, alpha, grayscale, mode, name)
-
-
-def _check_finite(img: Image.Image, name: str) -> None:
-    """Refuse a float image holding NaN or ±inf (row blocks: bounded memory on any size)."""
-    bad = 0
-    for top in range(0, img.height, 512):
-        block = np.asarray(img.crop((0, top, img.width, min(img.height, top + 512))))
-        bad += int(block.size - np.count_nonzero(np.isfinite(block)))
-    if bad:
+    pixels = np.asarray(img)
+    if img.mode == "F" and not np.isfinite(pixels).all():
+        bad = int(pixels.size - np.count_nonzero(np.isfinite(pixels)))
         raise ImageReadError(
             f"{name}: {bad} pixel(s) are NaN or infinite; lpnet does not guess values for them "
             "(fix or mask them in the file)"
         )
+    return SourceImage(pixels, _scale(img.mode), alpha, grayscale, mode, name)
 
 
 @contextlib.contextmanager

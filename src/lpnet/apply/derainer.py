@@ -145,7 +145,7 @@ class Derainer:
         Raises:
             ValueError: the network's output holds NaN or infinite values.
         """
-        out = OutputImage(source.height, source.width, source.grayscale, source.alpha_array())
+        out = OutputImage(source.height, source.width, source.grayscale, source.alpha)
 
         def read(t: Tile) -> Tensor:
             rows, cols = t.rows, t.cols

@@ -177,13 +177,9 @@ class PairedImageDataset(Dataset):
         return self.sample(index, np.random.default_rng(seed))
 
 
-def _bits(image: SourceImage) -> int:
-    return {"F": 32, "I": 16}.get(image.pixels.mode, 16 if image.pixels.mode.startswith("I;16") else 8)
-
-
 def _check_same_kind(pair: Pair, rainy: SourceImage, clean: SourceImage) -> None:
     """Refuse a pair whose images differ in kind: scores (and training) would compare different things."""
-    kinds = [("grayscale" if im.grayscale else "colour", _bits(im)) for im in (rainy, clean)]
+    kinds = [("grayscale" if im.grayscale else "colour", im.bits) for im in (rainy, clean)]
     if kinds[0] != kinds[1]:
         (r_kind, r_bits), (c_kind, c_bits) = kinds
         raise ValueError(
