@@ -38,9 +38,9 @@ from lpnet.models.lpnet import LPNet, eager_conv
 CHANNELS_LAST = torch.channels_last
 # Inference runs each subnet in row strips of about this many pixels (never fewer than MIN_STRIP_ROWS
 # rows, so the 11-row context of each strip stays a small share): only one strip's feature maps exist at
-# once. Measured on a 1504×1504 tile (the default tile with its overlap), 1 thread: peak RSS 1.6 GB whole,
-# 0.75 GB in 256-row strips, in the same time (the strips' maps also stay in cache).
-STRIP_PIXELS = 1 << 19
+# once. Measured on a 1504×1504 window (the default tile with its overlap), 1 thread, the work above the
+# process's baseline: 1.3 GB whole, 0.52 GB in strips of 2^19 pixels, 0.36 GB at 2^18, 0.27 GB at 2^17.
+STRIP_PIXELS = 1 << 18
 MIN_STRIP_ROWS = 64
 
 
