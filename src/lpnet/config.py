@@ -443,6 +443,8 @@ class DerainCommandConfig(DerainConfig):
         max_pixels: refuse image files with more pixels than this (one line naming the file and this
             setting); None = Pillow's own limit, 89,478,485. Memory: about 7 bytes per pixel plus a tile.
         progress: a progress bar on stderr.
+        pipeline: decode the next image and encode/write the previous one while the current one is
+            derained (the same outputs, byte for byte); false runs them one after the other.
     """
 
     ckpt_path: str = MISSING
@@ -453,6 +455,7 @@ class DerainCommandConfig(DerainConfig):
     overwrite: bool = False
     max_pixels: int | None = None
     progress: bool = True
+    pipeline: bool = True
 
 
 @dataclass

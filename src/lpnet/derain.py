@@ -42,6 +42,7 @@ def run(cfg: DictConfig) -> Outcome:
         skip_existing=cfg.skip_existing,
         overwrite=cfg.overwrite,
         progress=cfg.progress,
+        pipeline=cfg.pipeline,
     )
     facts = [("output", cfg.output), ("checkpoint", cfg.ckpt_path)]
     facts += [("skipped", reason) for _, reason in summary.skipped]

@@ -109,9 +109,9 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
 def run(cfg: DictConfig) -> Outcome:
     """The command: :func:`evaluate` into the run directory, then the summary."""
-    torch.set_grad_enabled(False)
     output_dir = output_folder(cfg)
-    summary = evaluate(cfg, output_dir)
+    with torch.inference_mode():
+        summary = evaluate(cfg, output_dir)
     metrics, rainy = summary["metrics"], summary["rainy_input"]
     facts = [
         ("images", summary["images"]),

@@ -19,9 +19,11 @@ The promises, each kept by one mechanism here:
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sys
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
@@ -32,7 +34,7 @@ from tqdm import tqdm
 
 from lpnet.config import DerainCommandConfig
 from lpnet.files import ensure_writable_folder
-from lpnet.io import IMAGE_EXTENSIONS, ImageReadError, find_images, is_image_file, open_image
+from lpnet.io import IMAGE_EXTENSIONS, ImageReadError, SourceImage, find_images, is_image_file, open_image
 
 if TYPE_CHECKING:
     from lpnet.apply.derainer import Derainer
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
 OUTPUT_FORMATS = ("png", "tif", "tiff")  # lossless and able to store L, LA, RGB and RGBA
 # How many existing outputs a refusal names before "and N more".
 _NAMED = 5
+# Images up to this many pixels overlap in the pipeline (one decoded ahead, one being written: ~7 bytes
+# per pixel each); a larger photo runs alone, so a folder of big photos needs the memory of one.
+PIPELINE_PIXELS = 1 << 24
 
 
 class OutputFullError(OSError):
@@ -177,6 +182,7 @@ def derain_folder(
     skip_existing: bool = DerainCommandConfig.skip_existing,
     overwrite: bool = DerainCommandConfig.overwrite,
     progress: bool = DerainCommandConfig.progress,
+    pipeline: bool = DerainCommandConfig.pipeline,
 ) -> DerainSummary:
     """Derain an image file, or every image below a folder, into ``output_dir`` with ``derainer``.
 
@@ -193,6 +199,7 @@ def derain_folder(
         overwrite: replace files already where outputs go (otherwise such files stop the run before any
             work).
         progress: show a tqdm progress bar.
+        pipeline: decode the next image and write the previous one while deraining (same outputs).
 
     Returns:
         A :class:`DerainSummary`.
@@ -217,32 +224,114 @@ def derain_folder(
     for _, line in summary.skipped:
         tqdm.write(f"skipped: {line}", file=sys.stderr)
     inputs = {os.path.realpath(src) for src, _ in plan.jobs}
-    bar = tqdm(plan.jobs, unit="img", desc="derain", disable=not progress, file=sys.stderr)
-    for src, dst in bar:
-        error = None
+    work: list[tuple[Path, Path]] = []
+    for src, dst in plan.jobs:
         if os.path.realpath(dst) in inputs:
-            error = f"{src}: its output {dst} would overwrite an input"
+            _fail(summary, src, f"{src}: its output {dst} would overwrite an input")
         elif skip_existing and _existing(dst):
             if _is_image(dst):
                 summary.skipped.append((src, f"{src}: output {dst} exists (skip_existing=true)"))
             else:
-                error = f"{src}: {dst} exists but is not a readable image; overwrite=true replaces it"
+                _fail(
+                    summary,
+                    src,
+                    f"{src}: {dst} exists but is not a readable image; overwrite=true replaces it",
+                )
         else:
-            try:
-                derainer.derain_image(open_image(src, derainer.max_pixels)).write(dst)
-                summary.written.append(dst)
-            except ImageReadError as err:  # its message already names the file
-                error = str(err)
-            except (OSError, ValueError, MemoryError, torch.cuda.OutOfMemoryError) as err:
-                if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise OutputFullError(
-                        f"{output_dir}: no space left (or quota reached) at {dst.name} after "
-                        f"{len(summary.written)} images; free space and rerun with skip_existing=true",
-                    ) from None
-                reason = str(err) if str(src) in str(err) else f"{src}: {type(err).__name__}: {err}"
-                error = reason.strip().splitlines()[0]
-        if error is not None:
-            summary.failed.append((src, error))
-            tqdm.write(f"failed: {error}", file=sys.stderr)
-    bar.close()
+            work.append((src, dst))
+    with tqdm(total=len(work), unit="img", desc="derain", disable=not progress, file=sys.stderr) as bar:
+        _run_pipeline(derainer, work, summary, output_dir, bar, pipeline)
     return summary
+
+
+def _fail(summary: DerainSummary, src: Path, reason: str) -> None:
+    summary.failed.append((src, reason))
+    tqdm.write(f"failed: {reason}", file=sys.stderr)
+
+
+def _reason(src: Path, err: BaseException) -> str:
+    """One line naming the input for an error that may not name it."""
+    reason = str(err) if str(src) in str(err) else f"{src}: {type(err).__name__}: {err}"
+    return reason.strip().splitlines()[0]
+
+
+def _pixels(source: SourceImage | None) -> int:
+    return 0 if source is None else source.height * source.width
+
+
+def _run_pipeline(
+    derainer: Derainer,
+    work: list[tuple[Path, Path]],
+    summary: DerainSummary,
+    output_dir: Path,
+    bar: tqdm,
+    pipeline: bool,
+) -> None:
+    """Decode the next image and encode/write the previous one while the current one is derained.
+
+    One reader and one writer thread (Pillow releases the GIL while it decodes and encodes); the network
+    runs in this thread. At most one decoded image waits and one derained image is being written, and
+    only while both are small (:data:`PIPELINE_PIXELS`): a large photo runs alone, so memory stays that of
+    one image (:mod:`lpnet.io`). Results are collected in input order; ``pipeline=False`` runs the same
+    steps one after the other (the outputs are the same bytes).
+    """
+    if not work:
+        return
+    decode = functools.partial(_decode, max_pixels=derainer.max_pixels)
+    with ThreadPoolExecutor(1, "lpnet-read") as reader, ThreadPoolExecutor(1, "lpnet-write") as writer:
+        pending: deque[tuple[Path, Path, Future]] = deque()
+        upcoming: Future | None = reader.submit(decode, work[0][0])
+        for index, (src, dst) in enumerate(work):
+            source, error = upcoming.result()
+            upcoming = None
+            following = work[index + 1][0] if index + 1 < len(work) else None
+            small = _pixels(source) <= PIPELINE_PIXELS
+            if following is not None and pipeline and small:
+                upcoming = reader.submit(decode, following)
+            if error is not None:
+                _fail(summary, src, error)
+                bar.update()
+            else:
+                try:
+                    derained = derainer.derain_image(source)
+                except (ValueError, MemoryError, torch.cuda.OutOfMemoryError) as err:
+                    _fail(summary, src, _reason(src, err))
+                    bar.update()
+                else:
+                    del source
+                    pending.append((src, dst, writer.submit(derained.write, dst)))
+                    del derained
+            while pending and (len(pending) > 1 or not (pipeline and small)):
+                _collect(pending.popleft(), summary, output_dir, bar)
+            if following is not None and upcoming is None:
+                upcoming = reader.submit(decode, following)
+        while pending:
+            _collect(pending.popleft(), summary, output_dir, bar)
+
+
+def _decode(path: Path, max_pixels: int | None) -> tuple[SourceImage | None, str | None]:
+    """``(image, None)`` or ``(None, the reason it cannot be read)`` (the reason names the file)."""
+    try:
+        return open_image(path, max_pixels), None
+    except ImageReadError as err:
+        return None, str(err)
+    except MemoryError as err:
+        return None, _reason(path, err)
+
+
+def _collect(job: tuple[Path, Path, Future], summary: DerainSummary, output_dir: Path, bar: tqdm) -> None:
+    """Wait for one write; a full disk stops the run (every later image would fail the same way)."""
+    src, dst, future = job
+    try:
+        future.result()
+        summary.written.append(dst)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OutputFullError(
+                f"{output_dir}: no space left (or quota reached) at {dst.name} after "
+                f"{len(summary.written)} images; free space and rerun with skip_existing=true",
+            ) from None
+        _fail(summary, src, _reason(src, err))
+    except ValueError as err:
+        _fail(summary, src, _reason(src, err))
+    bar.update()
