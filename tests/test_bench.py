@@ -30,9 +30,15 @@ def test_quick_run_reports_ratios(quick):
     env = results["environment"]
     assert env["threads"] == 1
     assert env["torch"]
+    assert env["isa"] == bench._isa_flags()  # every table states the CPU's extensions
     methods = [row["method"] for row in results["inference"]]
-    assert methods[:3] == ["eager (reference)", "eager + tuned allocator", "fast"]
-    for rows in (results["inference"], results["training"]):
+    # The allocator's share and the code's share each have a row (every row in a fresh process).
+    assert methods[:4] == ["eager (reference)", "eager + tuned allocator", "fast, default allocator", "fast"]
+    assert ("fast bf16" in methods) == (bench.bf16_available() is None)
+    assert [row["method"] for row in results["folder"]] == list(bench.FOLDER_METHODS)
+    assert sum(results["folder_stages"].values()) == pytest.approx(1.0)
+    assert set(results["folder_stages"]) == {"decode", "derain", "encode and write"}
+    for rows in (results["inference"], results["folder"], results["training"]):
         ref = rows[0]
         assert ref["speedup_vs_eager"] == pytest.approx(1.0)
         for row in rows:

@@ -22,6 +22,7 @@ high-water mark during that measurement (reset before it where Linux allows).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -45,7 +46,12 @@ TILE = DerainConfig.tile  # the Derainer default; the overlap is its default too
 TRAIN_FULL = {"batch": 10, "size": 80, "steps": 10}
 TRAIN_QUICK = {"batch": 2, "size": 32, "steps": 2}
 REFERENCE = "eager (reference)"
-INFERENCE_METHODS = (REFERENCE, "eager + tuned allocator", "fast", "onnxruntime")
+INFERENCE_METHODS = (
+    REFERENCE, "eager + tuned allocator", "fast, default allocator", "fast", "fast bf16", "onnxruntime"
+)  # fmt: skip
+FOLDER_METHODS = ("plain script", "lpnet.derain pipeline=false", "lpnet.derain")
+FOLDER_FULL = {"images": 100, "size": (320, 480)}
+FOLDER_QUICK = {"images": 6, "size": (48, 64)}
 TRAINING_METHODS = (REFERENCE, "fast (LitLPNet)")
 WORKER_TIMEOUT_S = 1800
 # What a row's fresh process runs: one measurement, printed as JSON.
@@ -129,7 +135,7 @@ def _compiled_runner(net) -> Callable:
 
 def _inference_runner(method: str, net, threads: int, folder: str) -> Callable | None:
     from lpnet.allocator import tune_cpu_allocator
-    from lpnet.models.fast import optimize_for_inference
+    from lpnet.models.fast import FastLPNet, optimize_for_inference
 
     if method == REFERENCE:
         return net.derain
@@ -138,11 +144,52 @@ def _inference_runner(method: str, net, threads: int, folder: str) -> Callable |
         return net.derain
     if method == "fast":
         return optimize_for_inference(net).derain
+    if method == "fast, default allocator":
+        return FastLPNet(net.eval()).derain  # what optimize_for_inference does, minus the allocator
+    if method == "fast bf16":
+        return _bf16_runner(net)
     if method == "onnxruntime":
         return _onnx_runner(net, threads, folder)
     if method == "torch.compile":
         return _compiled_runner(net)
     raise ValueError(f"unknown inference method {method!r}")
+
+
+def bf16_available() -> str | None:
+    """None when this CPU computes bfloat16 natively through oneDNN; else why not."""
+    flags = _isa_flags()
+    if not torch.backends.mkldnn.is_available():
+        return "this PyTorch has no oneDNN"
+    if not {"avx512_bf16", "amx_bf16"} & set(flags):
+        return "this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16)"
+    return None
+
+
+def _bf16_runner(net) -> Callable | None:
+    """The fast path with every 3×3/1×1 feature convolution in bfloat16 (oneDNN; AMX where present) and the
+    pyramid, the skips' first maps' additions and the last 1×1 back to RGB in float32. Measured, not
+    offered by ``lpnet.derain``: see the accuracy figure the row carries."""
+    if bf16_available():
+        return None
+    from lpnet.allocator import tune_cpu_allocator
+    from lpnet.models.fast import CHANNELS_LAST, onednn_conv, onednn_conv_weights, strip_rows
+
+    tune_cpu_allocator()
+    weights: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def conv_bf16(x: torch.Tensor, conv: torch.nn.Conv2d, slope: float | None) -> torch.Tensor:
+        if slope is None:  # the last 1×1 back to RGB
+            return onednn_conv(x.float(), conv, None)
+        if id(conv) not in weights:
+            weights[id(conv)] = (conv.weight.to(torch.bfloat16), conv.bias.to(torch.bfloat16))
+        x = x.to(torch.bfloat16).contiguous(memory_format=CHANNELS_LAST)
+        return onednn_conv_weights(x, *weights[id(conv)], slope)
+
+    def derain(x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=CHANNELS_LAST)
+        return net.apply_convs(x, conv_bf16, strip_rows(x.shape[-1]))[-1].float()
+
+    return derain
 
 
 def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +198,8 @@ def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder, torch.no_grad():
         runner = _inference_runner(spec["method"], net, spec["threads"], folder)
         if runner is None:
-            return {"skipped": "onnxruntime not installed"}
+            why = bf16_available() if spec["method"] == "fast bf16" else "onnxruntime not installed"
+            return {"skipped": why}
         start = time.perf_counter()
         runner(x)  # the first call: oneDNN kernel creation, or torch.compile's compilation
         first_call_s = time.perf_counter() - start
@@ -222,9 +270,96 @@ def _measure_training(spec: dict[str, Any]) -> dict[str, Any]:
     return {**stats, "losses": losses}
 
 
+# The obvious plain-PyTorch script a user would write first: PIL in, eager NCHW float32, PIL out, in turn.
+PLAIN_SCRIPT = """
+import sys, numpy as np, torch
+from pathlib import Path
+from PIL import Image
+from lpnet import load_model
+net, out = load_model(sys.argv[1]), Path(sys.argv[3])
+out.mkdir(parents=True, exist_ok=True)
+with torch.no_grad():
+    for path in sorted(Path(sys.argv[2]).iterdir()):
+        x = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255)
+        y = net(x.permute(2, 0, 1)[None])[-1].clamp(0, 1)[0].permute(1, 2, 0)
+        Image.fromarray((y.numpy() * 255).astype(np.uint8)).save(out / (path.stem + ".png"))
+"""
+
+
+def write_photo_folder(folder: Path, count: int, size: tuple[int, int]) -> Path:
+    """``count`` rainy JPEG photos of ``size`` (H, W): crops of the bundled clean photos, heavy rain."""
+    from PIL import Image
+
+    from lpnet.data.clean import clean_sources
+    from lpnet.data.rain import PRESETS, render_rain
+
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = [load() for _, load in clean_sources("train")]
+    generator = torch.Generator().manual_seed(0)
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        h, w = min(size[0], photo.shape[1]), min(size[1], photo.shape[2])
+        top = int(torch.randint(photo.shape[1] - h + 1, (1,), generator=generator))
+        left = int(torch.randint(photo.shape[2] - w + 1, (1,), generator=generator))
+        clean = torch.nn.functional.interpolate(
+            photo[None, :, top : top + h, left : left + w], size=size, mode="bilinear", align_corners=False
+        )
+        rainy, _ = render_rain(clean.clamp(0, 1), PRESETS["heavy"], generator)
+        pixels = (rainy[0].permute(1, 2, 0).numpy() * 255).astype("uint8")
+        Image.fromarray(pixels).save(folder / f"photo-{index:03d}.jpg", quality=95)
+    return folder
+
+
+def _measure_folder(spec: dict[str, Any]) -> dict[str, Any]:
+    """The whole process, start-up included, of one way to derain a folder (the row's method)."""
+    folder, ckpt, out = spec["folder"], spec["ckpt"], spec["output"]
+    if spec["method"] == "plain script":
+        cmd = [sys.executable, "-c", PLAIN_SCRIPT, ckpt, folder, out]
+    else:
+        pipeline = "false" if "pipeline=false" in spec["method"] else "true"
+        cmd = [sys.executable, "-m", "lpnet.derain", f"ckpt_path={ckpt}", f"input={folder}", f"output={out}",
+               "device=cpu", "progress=false", f"pipeline={pipeline}"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"])}
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT_S)
+    wall_ms = (time.perf_counter() - start) * 1e3
+    if done.returncode != 0:
+        raise RuntimeError(f"{spec['method']} failed:\n{done.stderr[-1000:]}")
+    return {"ms": wall_ms / spec["images"], "ms_min": wall_ms / spec["images"], "repeats": 1,
+            "peak_rss_mb": None, "wall_s": wall_ms / 1e3}  # fmt: skip
+
+
+def _measure_stages(spec: dict[str, Any]) -> dict[str, float]:
+    """Where a folder run's time goes, one image after another: decode, derain, encode and write."""
+    from lpnet.apply import Derainer
+    from lpnet.io import open_image
+
+    derainer = Derainer(spec["ckpt"], device="cpu")
+    totals = {"decode": 0.0, "derain": 0.0, "encode and write": 0.0}
+    for path in sorted(Path(spec["folder"]).iterdir()):
+        start = time.perf_counter()
+        source = open_image(path)
+        decoded = time.perf_counter()
+        derained = derainer.derain_image(source)
+        done = time.perf_counter()
+        derained.write(Path(spec["output"]) / f"{path.stem}.png")
+        written = time.perf_counter()
+        totals["decode"] += decoded - start
+        totals["derain"] += done - decoded
+        totals["encode and write"] += written - done
+    whole = sum(totals.values())
+    return {stage: seconds / whole for stage, seconds in totals.items()}
+
+
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Measure one row (``spec``: task, method, size, repeats, threads, ...) in this process."""
-    measure_row = {"inference": _measure_inference, "tiled": _measure_tiled, "training": _measure_training}
+    measure_row = {
+        "inference": _measure_inference,
+        "tiled": _measure_tiled,
+        "training": _measure_training,
+        "folder": _measure_folder,
+        "stages": _measure_stages,
+    }
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(spec["threads"])
     try:
@@ -278,12 +413,49 @@ def _rows_for(task: str, label: str, size, methods, base: dict[str, Any], notes:
     return rows
 
 
+def _folder_rows(config: dict[str, Any], base: dict[str, Any], notes: list[str]):
+    """Whole-process rows for a folder of photos (each method in a fresh process), and the stage shares."""
+    from lpnet.checkpoint import save_checkpoint
+
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        photos = write_photo_folder(root / "photos", config["images"], config["size"])
+        ckpt = save_checkpoint(root / "net.pt", _seeded_net())
+        spec = {**base, "images": config["images"], "folder": str(photos), "ckpt": str(ckpt)}
+        rows, ref_ms = [], None
+        for number, method in enumerate(FOLDER_METHODS):
+            output = str(root / f"out{number}")
+            stats = _in_subprocess({**spec, "task": "folder", "method": method, "output": output})
+            ref_ms = ref_ms or stats["ms"]
+            rows.append(_row("folder, per photo", config["size"], method, stats, ref_ms))
+        stages = _in_subprocess({**spec, "task": "stages", "method": "stages", "output": str(root / "st")})
+    notes.append(
+        f"folder rows: {config['images']} JPEG photos of {config['size'][1]}x{config['size'][0]}, whole "
+        "process from start to exit (start-up included), per photo; ×eager here is against the plain script"
+    )
+    return rows, stages
+
+
+def _isa_flags() -> list[str]:
+    """The CPU's vector and matrix extensions that matter to oneDNN's kernels."""
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [flag for flag in wanted if flag in present]
+    except OSError:
+        pass
+    return []
+
+
 def environment(threads: int) -> dict[str, Any]:
     return {
         "torch": torch.__version__,
         "threads": threads,
         "device": "cpu",
         "cpu": _cpu_name(),
+        "isa": _isa_flags(),
         "onednn": torch.backends.mkldnn.is_available(),
         "python": platform.python_version(),
     }
@@ -327,10 +499,13 @@ def run_benchmark(
         "training", "training step", side, TRAINING_METHODS, {**base, **config}, notes, config["batch"]
     )
     curves = [row.pop("losses") for row in training]
+    folder_rows, stages = _folder_rows(FOLDER_QUICK if quick else FOLDER_FULL, base, notes)
     return {
         "environment": environment(threads),
         "quick": quick,
         "inference": inference,
+        "folder": folder_rows,
+        "folder_stages": stages,
         "training": training,
         "training_batch": config["batch"],
         "training_loss_curve_max_abs_diff": max(abs(a - b) for a, b in zip(*curves, strict=True)),
@@ -342,16 +517,19 @@ def format_table(results: dict[str, Any]) -> str:
     """The results as a plain-text table."""
     env = results["environment"]
     lines = [
-        f"lpnet bench: torch {env['torch']}, {env['device']} ({env['cpu']}), {env['threads']} threads",
+        f"lpnet bench: torch {env['torch']}, {env['device']} ({env['cpu']}; {' '.join(env['isa']) or 'no'} "
+        f"extensions), {env['threads']} threads",
         f"{'task':<18}{'size':>11}  {'method':<25}{'ms':>9}{'per s':>9}{'MP/s':>8}{'RSS MB':>8}{'×eager':>8}",
     ]
-    for row in results["inference"] + results["training"]:
+    for row in results["inference"] + results["folder"] + results["training"]:
         per_s = row.get("images_per_s", row.get("steps_per_s"))
         rss = f"{row['peak_rss_mb']:.0f}" if row["peak_rss_mb"] is not None else "n/a"
         lines.append(
             f"{row['task']:<18}{row['size']:>11}  {row['method']:<25}{row['ms']:>9.1f}{per_s:>9.2f}"
             f"{row['megapixels_per_s']:>8.2f}{rss:>8}{row['speedup_vs_eager']:>7.2f}×"
         )
+    shares = ", ".join(f"{stage} {share:.0%}" for stage, share in results["folder_stages"].items())
+    lines.append(f"folder, one photo after another: {shares} of the time")
     diff = results["training_loss_curve_max_abs_diff"]
     lines.append(f"training loss curves, reference vs LitLPNet: max |diff| {diff:.2e}")
     lines += [f"note: {note}" for note in results["notes"]]

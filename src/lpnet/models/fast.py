@@ -54,7 +54,7 @@ def uses_fast_path(x: Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.float32 and fast_path_available()
 
 
-def _onednn_conv(x: Tensor, weight: Tensor, bias: Tensor | None, slope: float | None) -> Tensor:
+def onednn_conv_weights(x: Tensor, weight: Tensor, bias: Tensor | None, slope: float | None) -> Tensor:
     """Stride-1 'same' convolution, optionally followed by LeakyReLU, as one oneDNN kernel."""
     padding = [weight.shape[-2] // 2, weight.shape[-1] // 2]
     attr, scalars = ("leaky_relu", [slope]) if slope is not None else ("none", [])
@@ -68,7 +68,7 @@ class _ConvLeakyReLU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, slope: float | None) -> Tensor:
-        y = _onednn_conv(x, weight, bias, slope)
+        y = onednn_conv_weights(x, weight, bias, slope)
         ctx.save_for_backward(x, weight, y if slope is not None else None)
         ctx.slope = slope
         ctx.has_bias = bias is not None
@@ -95,7 +95,7 @@ def onednn_conv(x: Tensor, conv: nn.Conv2d, slope: float | None) -> Tensor:
     x = x.contiguous(memory_format=CHANNELS_LAST)  # a no-op for the pyramid's NHWC bands
     if torch.is_grad_enabled():
         return _ConvLeakyReLU.apply(x, conv.weight, conv.bias, slope)
-    return _onednn_conv(x, conv.weight, conv.bias, slope)  # inference: no autograd bookkeeping
+    return onednn_conv_weights(x, conv.weight, conv.bias, slope)  # inference: no autograd bookkeeping
 
 
 def fast_forward(net: LPNet, x: Tensor, max_rows: int | None = None) -> list[Tensor]:
