@@ -117,3 +117,14 @@ def test_resume_refuses_converted_weights_and_other_architectures(tmp_path):
         check_resumable(converted, LPNet().config)
     with pytest.raises(FileNotFoundError):
         check_resumable(tmp_path / "missing.ckpt", LPNet().config)
+
+
+def test_bundled_weights_are_named_lpnet_colon(tmp_path, monkeypatch):
+    import lpnet.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "WEIGHTS_FOLDER", tmp_path)
+    save_checkpoint(tmp_path / "heavy.pt", LPNet(recursions=2))
+    assert checkpoint.bundled_weights() == {"heavy": tmp_path / "heavy.pt"}
+    assert load_model("lpnet:heavy").config.recursions == 2
+    with pytest.raises(FileNotFoundError, match=r"no bundled weights 'lpnet:nope'; lpnet ships: lpnet:heavy"):
+        load_model("lpnet:nope")

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 from conftest import PROJECT_ROOT, compose_train
+from hydra.utils import instantiate
 
 from lpnet.checkpoint import load_model, save_checkpoint
 from lpnet.models.lpnet import LPNet
@@ -161,3 +162,30 @@ def test_ddp_two_cpu_processes(tiny_benchmark, tmp_path):
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["global_step"] == 4
     assert "test/psnr_y" in summary["metrics"]
+
+
+def test_real_pairs_are_validated_beside_the_main_set_and_never_trained_on(tiny_benchmark, tmp_path):
+    """data.real_val_dir: scored at every validation as val_real/*, with its own best; not a training set."""
+    from conftest import write_pair_tree
+
+    real = write_pair_tree(tmp_path / "real", count=2, size=(36, 44), seed=7)
+    out = tmp_path / "run"
+    cfg = small_run(tiny_benchmark, out, f"data.real_val_dir={real}")
+    summary = train(cfg)
+    metrics = summary["metrics"]
+    for key in (
+        "val/psnr_y",
+        "val_real/psnr_y",
+        "val_real/ssim_y",
+        "val_real/input_psnr_y",
+        "val_real/psnr_y_best",
+    ):
+        assert isinstance(metrics[key], float), key
+    assert metrics["val_real/psnr_y"] != metrics["val/psnr_y"]  # two sets, two scores
+    logged = (out / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "val_real/psnr_y" in logged and not any("dataloader_idx" in column for column in logged)
+    # The real pairs were read by validation only: the training stream draws from the benchmark's pairs.
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    assert {str(p.rainy.parent.parent) for p in dm.train_set.pairs} == {str(tiny_benchmark / "train")}
+    assert len(dm.real_val_set) == 2 and dm.real_val_set[0]["stage"] == "val_real"

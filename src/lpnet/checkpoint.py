@@ -39,8 +39,35 @@ MAX_PARAMS = 10_000_000
 MAX_BYTES_PER_MEGAPIXEL = 8 * 2**30
 
 
+# ``lpnet:<name>`` names weights shipped inside the package (src/lpnet/weights/<name>.pt): lpnet's own,
+# trained only on its synthetic rain (``make weights``). Everywhere a checkpoint path is taken, this works.
+BUNDLED_PREFIX = "lpnet:"
+WEIGHTS_FOLDER = Path(__file__).resolve().parent / "weights"
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be read as an LPNet checkpoint."""
+
+
+def bundled_weights() -> dict[str, Path]:
+    """``{name: file}`` of the weights shipped in the package, loadable as ``lpnet:<name>``."""
+    return {p.stem: p for p in sorted(WEIGHTS_FOLDER.glob("*.pt"))}
+
+
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """The file behind a checkpoint reference: a path, or ``lpnet:<name>`` for bundled weights.
+
+    Raises:
+        FileNotFoundError: ``lpnet:<name>`` names no bundled weights (the message lists those that exist).
+    """
+    text = os.fspath(path)
+    if not text.startswith(BUNDLED_PREFIX):
+        return Path(text)
+    name, available = text[len(BUNDLED_PREFIX) :], bundled_weights()
+    if name not in available:
+        names = ", ".join(f"{BUNDLED_PREFIX}{n}" for n in available) or "none in this installation"
+        raise FileNotFoundError(f"no bundled weights {text!r}; lpnet ships: {names}")
+    return available[name]
 
 
 def save_checkpoint(path: str | os.PathLike, net: LPNet, meta: dict[str, Any] | None = None) -> Path:
@@ -67,13 +94,14 @@ def save_torch(obj: Any, path: str | os.PathLike) -> Path:
 def read_checkpoint(path: str | os.PathLike) -> tuple[LPNetConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """Read ``(config, state_dict, meta)`` from an lpnet or LitLPNet checkpoint, executing nothing.
 
+    ``path`` may be ``lpnet:<name>`` for the weights bundled with the package (:func:`bundled_weights`).
     The config comes back resolved (widths written out) and checked (see the module doc).
 
     Raises:
         FileNotFoundError: no such file.
         CheckpointError: not a checkpoint, or one that fails the gate; the message names the file.
     """
-    path = Path(path)
+    path = checkpoint_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:

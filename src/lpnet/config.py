@@ -306,12 +306,15 @@ class LoaderConfig:
         batch_size: training batch size (10 in the paper); validation and test run whole images, batch 1.
         num_workers: DataLoader worker processes (the data order does not depend on it).
         seed: seeds the training stream (sample n is a pure function of (seed, n)).
+        real_val_dir: a folder of real rainy/clean pairs (any layout) scored at every validation beside
+            the main set, logged as ``val_real/<score>``; never trained on.
     """
 
     crop_size: int = 80
     batch_size: int = 10
     num_workers: int = 2
     seed: int = 0
+    real_val_dir: str | None = None
 
     def __post_init__(self) -> None:
         for name, low in (("crop_size", 1), ("batch_size", 1), ("num_workers", 0)):

@@ -47,6 +47,23 @@ Put a benchmark there (or set data.root / LPNET_DATA_DIR), with one folder per s
 or train on synthetic rain (data=synthetic). See the layout table in lpnet/data/layouts.py."""
 
 
+# The stage name of the real-rain validation set: its scores are logged as val_real/<score>.
+REAL_VAL_STAGE = "val_real"
+
+
+class StageTagged(Dataset):
+    """A dataset whose samples say which evaluation set they belong to (``sample["stage"]``)."""
+
+    def __init__(self, dataset: Dataset, stage: str) -> None:
+        self.dataset, self.stage = dataset, stage
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**self.dataset[index], "stage": self.stage}
+
+
 class RainDataModule(L.LightningDataModule):
     """Paired deraining data for LPNet.
 
@@ -84,6 +101,8 @@ class RainDataModule(L.LightningDataModule):
         self.train_set: SampleSource | None = train_source
         self.val_set: Dataset | None = val_source
         self.test_set: Dataset | None = test_source
+        self.real_val_dir = config.real_val_dir
+        self.real_val_set: Dataset | None = None
 
     # -- pairs -------------------------------------------------------------------------------------
 
@@ -141,6 +160,10 @@ class RainDataModule(L.LightningDataModule):
             self.train_set = PairedImageDataset(train_pairs, self.crop_size, self.flips, self.cache)
         if stage in ("fit", "validate", None) and self.val_set is None and self.dirs["val"] is not None:
             self.val_set = PairedImageDataset(self.pairs("val"), cache=self.cache)
+        if stage in ("fit", "validate", None) and self.real_val_set is None and self.real_val_dir is not None:
+            # Real rainy/clean pairs scored beside the main validation set (never trained on).
+            pairs = find_pairs(Path(self.real_val_dir).expanduser(), "auto")
+            self.real_val_set = StageTagged(PairedImageDataset(pairs, cache=True), REAL_VAL_STAGE)
         if stage in ("test", None) and self.test_set is None:
             test_pairs = self.pairs("test")
             if test_pairs is None and stage == "test":
@@ -167,7 +190,8 @@ class RainDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader | list:
-        return self._eval_loader(self.val_set)
+        loaders = [self._eval_loader(s) for s in (self.val_set, self.real_val_set) if s is not None]
+        return loaders[0] if len(loaders) == 1 else loaders
 
     def test_dataloader(self) -> DataLoader | list:
         return self._eval_loader(self.test_set)

@@ -33,8 +33,9 @@ from lpnet.models.losses import MultiLevelLoss
 from lpnet.models.lpnet import LPNet
 from lpnet.scoring import Scoreboard
 
-# Lightning's hooks pass a stage's name; the scores are logged under it.
-STAGES = ("val", "test")
+# The evaluation sets, whose scores are logged under their names: validation, real-rain validation
+# (samples tagged "stage": "val_real" by the data module), test.
+STAGES = ("val", "val_real", "test")
 
 
 class LitLPNet(LightningModule):
@@ -84,7 +85,7 @@ class LitLPNet(LightningModule):
             check_same_architecture(f"model.init_from={init_from}", config, self.net.config)
             self.net.load_state_dict(state)
         self.scores = torch.nn.ModuleDict({stage: Scoreboard() for stage in STAGES})
-        self.val_psnr_y_best = MaxMetric()
+        self.best = torch.nn.ModuleDict({stage: MaxMetric() for stage in ("val", "val_real")})
         self.num_params = count_params(self.net)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -92,7 +93,8 @@ class LitLPNet(LightningModule):
 
     def on_train_start(self) -> None:
         # The sanity-check validation must not count as a best score.
-        self.val_psnr_y_best.reset()
+        for best in self.best.values():
+            best.reset()
         self.log("params", float(self.num_params), rank_zero_only=True)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
@@ -113,6 +115,7 @@ class LitLPNet(LightningModule):
         return total
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        stage = batch["stage"][0] if "stage" in batch else stage
         outputs = self(batch["rainy"])
         derained = outputs[-1]
         if not torch.isfinite(derained).all():
@@ -123,23 +126,28 @@ class LitLPNet(LightningModule):
         derained = derained.clamp(0, 1)
         self.scores[stage].update(derained, batch["clean"], rainy=batch["rainy"], keys=batch.get("key"))
         total, _ = self.criterion(outputs, batch["clean"])
-        self.log(f"{stage}/loss", total, batch_size=batch["rainy"].shape[0])
+        self.log(f"{stage}/loss", total, batch_size=batch["rainy"].shape[0], add_dataloader_idx=False)
         return derained
 
     def _log_scores(self, stage: str) -> dict[str, Tensor]:
+        if not self.scores[stage].keys:  # no image of this set in this evaluation
+            return {}
         scores = self.scores[stage].compute()
         self.scores[stage].reset()
-        self.log_dict({f"{stage}/{name}": value.float() for name, value in scores.items()})
+        self.log_dict(
+            {f"{stage}/{name}": value.float() for name, value in scores.items()}, add_dataloader_idx=False
+        )
         return scores
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         return self._evaluate(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
-        scores = self._log_scores("val")
-        if "psnr_y" in scores:
-            self.val_psnr_y_best(scores["psnr_y"])
-            self.log("val/psnr_y_best", self.val_psnr_y_best.compute(), prog_bar=True)
+        for stage, best in self.best.items():
+            scores = self._log_scores(stage)
+            if "psnr_y" in scores:
+                best(scores["psnr_y"])
+                self.log(f"{stage}/psnr_y_best", best.compute(), prog_bar=stage == "val")
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self._evaluate(batch, "test")
