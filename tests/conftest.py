@@ -1,4 +1,4 @@
-"""Shared fixtures: the official sample data, tiny generated images, W&B kept offline."""
+"""Shared fixtures: the shared test data (LPNET_SHARED_DIR), tiny generated images, W&B kept offline."""
 
 from __future__ import annotations
 
@@ -8,27 +8,40 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OFFICIAL_DIR = PROJECT_ROOT.parent / "shared" / "official-lpnet"
+# The shared test data (never copied into the project): official-lpnet/ (the authors' TF checkpoints and
+# samples) and real-rain/ (real heavy-rain pairs and photos), both under one folder: LPNET_SHARED_DIR.
+DEFAULT_SHARED_DIR = PROJECT_ROOT.parent / "shared"
 
 # No test touches the network: W&B stays off unless a test turns it on for itself (offline).
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
-def official_dir_or_skip() -> Path:
-    """The official TF checkpoints and samples (LPNET_OFFICIAL_DIR); skip, or fail in CI, when absent."""
-    root = Path(os.environ.get("LPNET_OFFICIAL_DIR", DEFAULT_OFFICIAL_DIR))
-    if not (root / "weights" / "light_model.index").is_file():
-        reason = f"official LPNet data not found at {root} (set LPNET_OFFICIAL_DIR to its folder)"
-        if os.environ.get("LPNET_REQUIRE_OFFICIAL") == "1":
+def shared_dir_or_skip(part: str, marker: str) -> Path:
+    """``$LPNET_SHARED_DIR/<part>`` when it holds ``marker``; else skip (or fail where CI requires it)."""
+    root = Path(os.environ.get("LPNET_SHARED_DIR", DEFAULT_SHARED_DIR)) / part
+    if not (root / marker).exists():
+        reason = f"shared test data not found: {root / marker} (set LPNET_SHARED_DIR to the shared folder)"
+        if os.environ.get("LPNET_REQUIRE_SHARED") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
     return root
 
 
+def official_dir_or_skip() -> Path:
+    """The official TF checkpoints and samples."""
+    return shared_dir_or_skip("official-lpnet", "weights/light_model.index")
+
+
 @pytest.fixture(scope="session")
 def official_dir() -> Path:
     return official_dir_or_skip()
+
+
+@pytest.fixture(scope="session")
+def real_rain_dir() -> Path:
+    """Real heavy-rain pairs (heavy-val/) and real rainy photos (photos/): for scores and pictures only."""
+    return shared_dir_or_skip("real-rain", "heavy-val/rain")
 
 
 def write_pair_tree(root: Path, count: int = 4, size: tuple[int, int] = (40, 48), seed: int = 0) -> Path:

@@ -37,7 +37,7 @@ import torch
 
 from lpnet.cli import Outcome, command
 from lpnet.config import BenchCommandConfig, DerainConfig
-from lpnet.files import write_json
+from lpnet.files import atomic_write, write_json
 
 FULL_SIZES = ((321, 481), (1024, 1024))
 QUICK_SIZES = ((48, 64),)
@@ -306,7 +306,8 @@ def write_photo_folder(folder: Path, count: int, size: tuple[int, int]) -> Path:
         )
         rainy, _ = render_rain(clean.clamp(0, 1), PRESETS["heavy"], generator)
         pixels = (rainy[0].permute(1, 2, 0).numpy() * 255).astype("uint8")
-        Image.fromarray(pixels).save(folder / f"photo-{index:03d}.jpg", quality=95)
+        with atomic_write(folder / f"photo-{index:03d}.jpg") as tmp:
+            Image.fromarray(pixels).save(tmp, format="JPEG", quality=95)
     return folder
 
 
