@@ -41,7 +41,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lpnet.cli import Outcome, command
 from lpnet.config import LPNetConfig
-from lpnet.files import ensure_writable_folder, save_figure, write_text
+from lpnet.files import ensure_writable_folder, save_figure, slug, write_text
 from lpnet.models.complexity import count_params, macs_per_pixel
 
 METRICS = (
@@ -461,10 +461,6 @@ def plot_loss_curves(path: Path, runs: Sequence[Run], keys: Sequence[str]) -> bo
     return True
 
 
-def _slug(key: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_")
-
-
 def write_report(sweep_dirs: Sequence[Path], output: Path) -> list[Path]:
     """Read the sweeps and write ``report.md``, ``report.csv`` and the plots into ``output``.
 
@@ -488,8 +484,8 @@ def write_report(sweep_dirs: Sequence[Path], output: Path) -> list[Path]:
     if plot_psnr_vs_params(output / "psnr_vs_params.png", rows, keys):
         plots.append(output / "psnr_vs_params.png")
     for key in keys:
-        if plot_psnr_by_key(output / f"psnr_by_{_slug(key)}.png", runs, rows, key):
-            plots.append(output / f"psnr_by_{_slug(key)}.png")
+        if plot_psnr_by_key(output / f"psnr_by_{slug(key)}.png", runs, rows, key):
+            plots.append(output / f"psnr_by_{slug(key)}.png")
     if plot_loss_curves(output / "loss_curves.png", runs, keys):
         plots.append(output / "loss_curves.png")
     write_csv(output / "report.csv", columns, rows)
