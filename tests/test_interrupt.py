@@ -45,7 +45,10 @@ def test_stop_signal_saves_last_checkpoint_and_resumes(tiny_benchmark, tmp_path,
     stderr = log.read_text()
     assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert "Traceback" not in stderr and "stopped by SIGTERM/Ctrl-C" in stderr
-    assert f"resume with ckpt_path={last}" in stderr
+    resume = next(line for line in stderr.splitlines() if "resume with" in line)
+    assert "python -m lpnet.train" in resume and f"data.root={tiny_benchmark}" in resume
+    assert resume.endswith(f"ckpt_path={last}")
+    assert f"resume with ckpt_path={last}" in (out / "train.log").read_text()  # LastCheckpoint's message
     saved = torch.load(last, weights_only=True)
     assert saved["global_step"] >= first_step
     assert all(torch.isfinite(v).all() for v in saved["state_dict"].values())

@@ -1,4 +1,5 @@
-"""TensorBoard logging, read back from the event files: the validation pictures pixel for pixel."""
+"""TensorBoard logging, read back from the event files: the validation pictures pixel for pixel, and
+``hp_metric`` (what the HParams tab shows) holding the run's best validation Y-PSNR, not Lightning's -1."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from lpnet.train import train
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
 
-def test_tensorboard_stores_the_pictures(tiny_benchmark, tmp_path):
+def test_tensorboard_stores_the_pictures_and_the_best_psnr(tiny_benchmark, tmp_path):
     out = tmp_path / "run"
-    train(small_run(tiny_benchmark, out, "logger=tensorboard", "test=false"))
+    summary = train(small_run(tiny_benchmark, out, "logger=tensorboard", "test=false"))
     events = event_accumulator.EventAccumulator(
         str(out / "tensorboard"), size_guidance={"images": 0, "scalars": 0}
     )
@@ -31,3 +32,6 @@ def test_tensorboard_stores_the_pictures(tiny_benchmark, tmp_path):
             on_disk = out / "images" / f"val_step{image.step:07d}_{tag.rsplit('/', 1)[1]}.png"
             np.testing.assert_array_equal(stored, np.asarray(Image.open(on_disk).convert("RGB")))
             assert stored.std() > 30, "not a blank picture"
+    hp_metric = events.Scalars("hp_metric")
+    assert hp_metric[-1].step == 4
+    assert hp_metric[-1].value == pytest.approx(summary["metrics"]["val/psnr_y_best"], rel=1e-6)

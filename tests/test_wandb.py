@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 from test_train import small_run
 
+from lpnet.models.complexity import count_params
+from lpnet.models.lpnet import LPNet
 from lpnet.train import train
 from lpnet.training import loggers
 from lpnet.training.loggers import wandb_has_credentials, wandb_logger, wandb_reachable
@@ -109,14 +111,19 @@ def test_offline_run_records_group_tags_config_and_metrics(tiny_benchmark, tmp_p
     run = records[kinds.index("run")].run
     assert run.run_group == "ablation_test"
     assert {"ablation", "unit"} <= set(run.tags)
+    # Named after the task and what this run overrides (as a sweep's jobs differ).
+    assert run.display_name.startswith("ablation_test/") and "model.net.recursions=2" in run.display_name
     config = set().union(
         *(item_keys(r.config.update) for r in records if r.WhichOneof("record_type") == "config")
     )
     assert {"model", "data", "trainer"} <= config
+    # LitLPNet's own hyper-parameters are model.* of the config: not repeated at the top.
+    assert not {"net", "fast_cpu", "nan_policy", "init_from"} & config
     history = set().union(
         *(item_keys(r.history.item) for r in records if r.WhichOneof("record_type") == "history")
     )
     assert {"train/loss", "val/psnr_y", "val/ssim_y", "train/level4/ssim"} <= history
+    assert not {"params", "macs_per_pixel"} & history, "the cost is a summary value, not a series"
     summary = {
         (item.key or "/".join(item.nested_key)): json.loads(item.value_json)
         for r in records
@@ -124,7 +131,7 @@ def test_offline_run_records_group_tags_config_and_metrics(tiny_benchmark, tmp_p
         for item in r.summary.update
     }
     assert "val/psnr_y_best" in summary
-    assert "params" in summary
+    assert summary["params"] == count_params(LPNet(recursions=2)) and summary["macs_per_pixel"] > 0
     assert any(r.WhichOneof("record_type") == "exit" for r in records), "the run was finished"
 
 

@@ -67,7 +67,7 @@ def run(cfg: DictConfig) -> Outcome:
     return Outcome("lpnet demo done", facts)
 
 
-main = command("demo", run)
+main = command("demo", run, show_config=True)
 
 if __name__ == "__main__":
     main()

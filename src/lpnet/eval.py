@@ -127,7 +127,7 @@ def run(cfg: DictConfig) -> Outcome:
     return Outcome(f"lpnet eval: {cfg.data.root}", facts, failed=summary["failed"])
 
 
-main = command("eval", run)
+main = command("eval", run, show_config=True)
 
 if __name__ == "__main__":
     main()

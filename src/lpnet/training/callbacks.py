@@ -1,4 +1,5 @@
-"""Lightning callbacks (pictures of training, an always-current ``last.ckpt``) and the checkpoint writer."""
+"""Lightning callbacks (pictures of training, the model summary, an always-current ``last.ckpt``) and the
+checkpoint writer."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.model_summary.model_summary import _format_summary_table
 
 from lpnet.config import ImageLoggerConfig
 from lpnet.files import atomic_write, slug
 from lpnet.io import write_image
+from lpnet.models.complexity import macs_per_pixel
 from lpnet.pictures import Example, Picture, score_caption, validation_sheet
 from lpnet.scoring import INPUT_PREFIX, Scoreboard
 
@@ -114,6 +118,39 @@ class ImageLogger(L.Callback):
         ]
         for logger in wandb_loggers:
             logger.log_table("val/examples_table", columns=columns, data=rows)
+
+
+class CostSummary(ModelSummary):
+    """Lightning's model summary (layers and parameters) with LPNet's cost where Lightning's FLOPs were.
+
+    Lightning counts FLOPs by running the module's ``example_input_array``; LitLPNet has none (LPNet takes
+    any size), so Lightning printed 0 FLOPs for every layer and in total. This summary drops that column
+    and line and states :func:`lpnet.models.complexity.macs_per_pixel` instead (at the benchmark size,
+    321×481; 1 MAC = 2 FLOPs).
+    """
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.macs_per_pixel = macs_per_pixel(pl_module.net)
+        super().on_fit_start(trainer, pl_module)
+
+    def summarize(
+        self,
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        columns = [column for column in summary_data if column[0] != "FLOPs"]
+        table = _format_summary_table(
+            total_parameters, trainable_parameters, model_size, total_training_modes, total_flops, *columns
+        )
+        lines = [line for line in table.splitlines() if not line.endswith("Total Flops")]
+        cost = f"{self.macs_per_pixel / 1000:.1f} K"
+        lines.append(f"{cost:<10}MACs per pixel at 321×481 (lpnet.models.complexity; 1 MAC = 2 FLOPs)")
+        rank_zero_info("\n" + "\n".join(lines))
 
 
 class LastCheckpoint(L.Callback):
