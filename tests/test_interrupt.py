@@ -13,8 +13,10 @@ import pytest
 import torch
 from conftest import PROJECT_ROOT, compose_train
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from test_train import SMALL
 
+from lpnet.train import exit_when_stopped
 from lpnet.training.callbacks import AtomicCheckpointIO
 
 
@@ -86,3 +88,12 @@ def test_trainer_config_uses_the_atomic_writer(tmp_path):
     cfg = compose_train(tmp_path, ["trainer.max_steps=1"])
     trainer = instantiate(cfg.trainer, logger=False)
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_a_stopped_command_exits_with_143_and_says_how_to_resume(tmp_path, capsys):
+    """Lightning's SIGTERMException is a SystemExit without a code: left alone, `lpnet.demo` ended with 0."""
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    with pytest.raises(SystemExit) as stopped, exit_when_stopped(last, tool="lpnet.demo"):
+        raise SIGTERMException()
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert f"resume with python -m lpnet.demo ckpt_path={last}" in capsys.readouterr().err

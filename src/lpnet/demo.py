@@ -19,7 +19,7 @@ from lpnet.files import write_json
 from lpnet.io import write_image
 from lpnet.pictures import Example, before_after
 from lpnet.scoring import INPUT_PREFIX, SCORES, Scoreboard
-from lpnet.train import train
+from lpnet.train import exit_when_stopped, train
 
 
 def demo(cfg: DictConfig) -> tuple[Path, dict[str, dict[str, float]]]:
@@ -55,7 +55,8 @@ def demo(cfg: DictConfig) -> tuple[Path, dict[str, dict[str, float]]]:
 
 
 def run(cfg: DictConfig) -> Outcome:
-    grid, scores = demo(cfg)
+    with exit_when_stopped(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", tool="lpnet.demo"):
+        grid, scores = demo(cfg)
     before, after = scores["test_rainy_input"], scores["test_derained"]
     facts = [
         ("test set", "synthetic heavy rain, Y-channel PSNR / SSIM"),

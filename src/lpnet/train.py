@@ -17,12 +17,13 @@ command that continues the run. Examples::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def resume_command(overrides: Sequence[str], last: Path, more_steps_than: int | None = None) -> str:
+def resume_command(
+    overrides: Sequence[str], last: Path, more_steps_than: int | None = None, tool: str = "lpnet.train"
+) -> str:
     """The command line that continues a run from ``last`` (its overrides, with ``ckpt_path`` replaced).
 
     Args:
@@ -186,28 +189,36 @@ def resume_command(overrides: Sequence[str], last: Path, more_steps_than: int | 
         last: its ``last.ckpt``.
         more_steps_than: the step at which the run reached ``trainer.max_steps``: continuing needs a
             larger one (left for the user to fill in).
+        tool: the command that trained (``lpnet.demo`` trains too).
     """
     kept = [o for o in overrides if not o.startswith("ckpt_path=")]
     if more_steps_than is not None:
         kept = [o for o in kept if not o.startswith("trainer.max_steps=")]
-    command = shlex.join(["python", "-m", "lpnet.train", *kept, f"ckpt_path={last}"])
+    command = shlex.join(["python", "-m", tool, *kept, f"ckpt_path={last}"])
     return (
         command if more_steps_than is None else f"{command} trainer.max_steps=<more than {more_steps_than}>"
     )
+
+
+@contextlib.contextmanager
+def exit_when_stopped(last: Path, tool: str = "lpnet.train") -> Iterator[None]:
+    """Around a command that trains: SIGTERM or Ctrl-C (LastCheckpoint saved ``last``; a sweep stops too)
+    prints how to resume and exits with 143. Lightning's SIGTERMException is a SystemExit without a code,
+    which would otherwise end the command with status 0, as if it had finished."""
+    try:
+        yield
+    except SIGTERMException:
+        resume = resume_command(task_overrides(), last, tool=tool)
+        print(f"stopped by SIGTERM/Ctrl-C; resume with {resume}", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
 
 
 def run(cfg: DictConfig) -> Outcome:
     """The command: :func:`train`, then where everything went, the scores and how to continue."""
     output_dir = Path(cfg.paths.output_dir)
     last = output_dir / "checkpoints" / "last.ckpt"
-    try:
+    with exit_when_stopped(last):
         summary = train(cfg)
-    except SIGTERMException:  # LastCheckpoint saved last.ckpt; a sweep stops too
-        print(
-            f"stopped by SIGTERM/Ctrl-C; resume with {resume_command(task_overrides(), last)}",
-            file=sys.stderr,
-        )
-        sys.exit(128 + signal.SIGTERM)
     metrics = summary["metrics"]
     facts: list[tuple[str, Any]] = [("run directory", output_dir)]
     if summary["best_checkpoint"]:
