@@ -327,8 +327,11 @@ def test_psnr_vs_params_draws_only_what_the_runs_differ_in(recursion_sweep: Path
     assert ax.get_xlabel() == "MACs per pixel (log scale)"
 
 
-def test_loss_curves_are_smoothed_labelled_and_readable(recursion_sweep: Path):
-    runs = collect_runs([recursion_sweep])
+def test_loss_curves_are_smoothed_labelled_and_readable(tmp_path: Path):
+    sweep = tmp_path / "long"
+    for num, recursions in enumerate([1, 3, 5, 7]):  # losses 1/(step + 1) from step 49: a 40-fold fall
+        make_run(sweep, num, [f"model.net.recursions={recursions}"], {"recursions": recursions}, 30.0, 2000)
+    runs = collect_runs([sweep])
     plot = plot_loss_curves(runs, swept_keys(runs), "3")
     fig = plot.figure
     fig.canvas.draw()
@@ -344,6 +347,15 @@ def test_loss_curves_are_smoothed_labelled_and_readable(recursion_sweep: Path):
         assert len(ax.lines) == 2 * len(runs)  # as logged (faint) and smoothed, per run
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["recursions=1", "recursions=3", "recursions=5", "recursions=7 (best)"]
+    assert "1k" in [t.get_text() for t in panels[0].get_xticklabels()]  # steps in thousands
+    assert all(float(step).is_integer() for step in panels[0].get_xticks())  # whole steps
+
+
+def test_a_narrow_loss_range_gets_a_linear_axis(recursion_sweep: Path):
+    runs = collect_runs([recursion_sweep])  # losses within a factor of 4: a log axis would show one tick
+    for ax in plot_loss_curves(runs, swept_keys(runs), None).figure.axes:
+        if ax.get_visible():
+            assert ax.get_yscale() == "linear"
 
 
 def test_smooth_is_a_centred_mean():

@@ -43,7 +43,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lpnet.cli import Outcome, command
@@ -72,6 +72,7 @@ PSNR_BY_STAGE = (("val", "val/psnr_y_best"), ("test", "test/psnr_y"))
 MIN_PSNR_SPAN = 1.0  # dB: the smallest y-range of a PSNR plot (0.03 dB apart is a tie, drawn as one)
 LOSS_COLUMN = re.compile(r"^train/level(\d+)/(\w+)$")
 LOSS_TERMS = {"l1": "L1", "l2": "MSE", "ssim": "(1 − SSIM) / 2"}  # the loss terms of lpnet.models.losses
+LOG_SPAN = 10  # a loss axis is logarithmic when its values span this factor or more, else linear
 SMOOTHING_FRACTION = 0.05  # the loss plot's running mean spans this share of the logged points
 COMPLETE, INCOMPLETE = "complete", "incomplete"
 
@@ -573,7 +574,8 @@ def plot_loss_curves(runs: Sequence[Run], keys: Sequence[str], best: str | None)
     (the run labelled ``best`` says so in the legend).
 
     The logged values are drawn faint and their centred mean over :data:`SMOOTHING_FRACTION` of the
-    points solid; positive losses get a log axis with plain tick labels (0.01, 0.02, 0.05, ...).
+    points solid; losses spanning :data:`LOG_SPAN` × or more get a log axis with plain tick labels (0.01,
+    0.02, 0.05, ...), others a linear one.
     """
     name = "loss_curves.png"
     columns = sorted({c for run in runs for c in run.losses}, key=_loss_order)
@@ -599,8 +601,10 @@ def plot_loss_curves(runs: Sequence[Run], keys: Sequence[str], best: str | None)
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(ylabel, fontsize=9)
         ax.set_xlabel("step", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.xaxis.set_major_formatter(FuncFormatter(_count_text))
-        if all(v > 0 for run in runs for v in run.losses.get(column, ([], []))[1]):
+        values = [v for run in runs for v in run.losses.get(column, ([], []))[1]]
+        if min(values) > 0 and max(values) >= LOG_SPAN * min(values):
             ax.set_yscale("log")
             _plain_log_ticks(ax.yaxis)
         ax.grid(True, alpha=0.3)
