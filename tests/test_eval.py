@@ -55,8 +55,8 @@ def test_official_light_weights_reproduce_the_table(official_dir, tmp_path):
 
 
 def assert_picture_shows(out, root, rows, ckpt):
-    """before_after.png is lpnet.pictures' sheet of the first 3 pairs (256-pixel centre crops): the rainy,
-    derained (the saved outputs) and clean panels pixel for pixel, and the per_image.csv scores under them."""
+    """before_after.png is lpnet.pictures' sheet of the pairs (256-pixel centre crops): the rainy, derained
+    (the saved outputs) and clean panels pixel for pixel, and the per_image.csv scores under them."""
     keys = sorted(rows)
     examples = []
     for key in keys:
@@ -90,8 +90,11 @@ def test_trained_style_checkpoint_on_generic_layout(tmp_path):
     save_checkpoint(tmp_path / "m.pt", LPNet())
     root = write_pair_tree(tmp_path / "pairs", count=2, size=(24, 30))
     out = tmp_path / "eval"
-    result = run_eval(f"ckpt_path={tmp_path / 'm.pt'}", f"data.root={root}", f"hydra.run.dir={out}")
+    result = run_eval(
+        f"ckpt_path={tmp_path / 'm.pt'}", f"data.root={root}", f"hydra.run.dir={out}", "save_outputs=true"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader((out / "per_image.csv").open()))
     assert [r["key"] for r in rows] == ["rain-001", "rain-002"]
     assert all(0 < float(r["ssim_y"]) <= 1 for r in rows)
+    assert_picture_shows(out, root, {row["key"]: row for row in rows}, tmp_path / "m.pt")

@@ -23,6 +23,7 @@ without pyplot (save them with :func:`lpnet.files.save_figure`; notebooks displa
 from __future__ import annotations
 
 import functools
+import io
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,13 +58,13 @@ LEGEND = (
 
 
 @functools.cache
-def font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont:
-    """DejaVu Sans at ``size`` pixels: the font matplotlib ships (nothing downloaded; it has ×, −, ·)."""
+def font() -> ImageFont.FreeTypeFont:
+    """DejaVu Sans at :data:`FONT_SIZE` pixels: the font matplotlib ships (nothing downloaded; it has the
+    ×, − and · the labels use)."""
     import matplotlib
 
-    return ImageFont.truetype(
-        str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size
-    )
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return ImageFont.truetype(str(path), FONT_SIZE)
 
 
 def _line_height() -> int:
@@ -131,7 +132,8 @@ class Picture:
 
     Attributes:
         pixels: ``(H, W, 3)`` uint8, white between panels.
-        panels: per row, the box of each panel's image (as given, before the zoom was drawn on it).
+        panels: per row, the box each panel's image was pasted into (a zoom, when drawn, covers part of
+            it: its outline and its inset).
         labels: every title, caption, heading and legend, with the band it is drawn in.
         insets: the box of each zoom inset, in the order the panels were drawn.
     """
@@ -411,6 +413,15 @@ def validation_sheet(example: Example, levels: Sequence[Tensor], step: int) -> P
     width = sum(slot_width(p) for p in top) + GAP * (len(top) - 1)
     heading = f"validation at step {step}: {example.key}"
     return compose([top, level_panels(levels, width)], heading=heading, legend=LEGEND)
+
+
+def jpeg(path: str | Path, quality: int = 90) -> bytes:
+    """An image file re-encoded as JPEG: what the notebooks display, so that a notebook stored with its
+    outputs stays small (the PNG on disk is the exact picture)."""
+    buffer = io.BytesIO()
+    with Image.open(path) as image:
+        image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------------------------------
