@@ -289,3 +289,14 @@ class TestPlotLevelHistograms:
     def test_rejects_uneven_pyramids(self):
         with pytest.raises(ValueError, match="same number of levels"):
             plot_level_histograms({"a": random_pyramid(0), "b": random_pyramid(1)[:2]})
+
+
+def test_jpeg_reencodes_a_picture_file_closely(tmp_path):
+    picture = compose([[Panel(smooth_image(0), "title")]])
+    write_image(tmp_path / "p.png", picture.tensor())
+    data = pictures.jpeg(tmp_path / "p.png")
+    assert data[:2] == b"\xff\xd8"  # JPEG
+    with Image.open(io.BytesIO(data)) as decoded:
+        shown = np.asarray(decoded).astype(int)
+    assert shown.shape == picture.pixels.shape
+    assert np.abs(shown - picture.pixels).mean() < 3
