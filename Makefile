@@ -11,8 +11,10 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 # Slow tests run in CI (CI=true) and with `make test-all`; the default suite stays fast.
 PYTEST_ARGS ?= $(if $(filter true 1,$(CI)),,-m "not slow")
 DEMO_ARGS ?=
+# The official TF weights and samples (never copied here): notebook 01.
+OFFICIAL_DIR ?= ../shared/official-lpnet
 
-.PHONY: help install test test-all lint format demo bench clean
+.PHONY: help install test test-all lint format demo bench notebooks clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -50,6 +52,9 @@ demo: $(VENV)/.installed  ## train on synthetic heavy rain (~4 min on 2 CPU core
 
 bench: $(VENV)/.installed  ## inference/training benchmark with ratios against the eager reference
 	$(PY) -m lpnet.bench
+
+notebooks: $(VENV)/.installed  ## re-run the notebooks and store their outputs (~1 min; 01 uses OFFICIAL_DIR when present)
+	LPNET_OFFICIAL_DIR=$(OFFICIAL_DIR) $(PY) notebooks/execute.py
 
 clean:  ## remove the virtual environment, caches and run outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun wandb lightning_logs build dist src/*.egg-info
