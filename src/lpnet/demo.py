@@ -2,8 +2,8 @@
 
 Trains LPNet on synthetic heavy rain (clean photos bundled with the installed packages, rain rendered on
 the fly), scores the best checkpoint on the fixed synthetic test set next to the rainy input (training's
-own test: :mod:`lpnet.scoring`), and writes a before/after grid. Any training override works here too,
-e.g. ``python -m lpnet.demo trainer.max_steps=20000 trainer.max_time=null``.
+own test: :mod:`lpnet.scoring`), and writes a labelled before/after picture (:mod:`lpnet.pictures`). Any
+training override works here too, e.g. ``python -m lpnet.demo trainer.max_steps=20000 trainer.max_time=null``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def run(cfg: DictConfig) -> Outcome:
         ("test set", "synthetic heavy rain, Y-channel PSNR / SSIM"),
         ("rainy input", f"{before['psnr_y']:6.2f} dB / {before['ssim_y']:.4f}"),
         ("derained", f"{after['psnr_y']:6.2f} dB / {after['ssim_y']:.4f}"),
-        ("before/after grid", f"{grid} (rainy | derained | clean)"),
+        ("before/after picture", f"{grid} (rainy | derained | clean | error ×4, with scores)"),
         ("run directory", Path(cfg.paths.output_dir)),
     ]
     return Outcome("lpnet demo done", facts)

@@ -28,6 +28,8 @@ from lpnet.files import atomic_write
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 # Pillow modes with a single colour channel (with or without alpha): written back as grayscale.
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+# JPEG files are written at this quality (Pillow's default, 75, smears the text of lpnet.pictures).
+JPEG_QUALITY = 90
 # ITU-R BT.601 luma, the weights of Pillow's convert("L") and kornia's rgb_to_grayscale.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
@@ -187,6 +189,7 @@ def write_image(
     if fmt is None:
         raise ValueError(f"{path}: unknown image extension {path.suffix!r}")
     pil = encode_pil(image, alpha, grayscale)
+    options = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
     with atomic_write(path) as tmp:
-        pil.save(tmp, format=fmt)
+        pil.save(tmp, format=fmt, **options)
     return path
