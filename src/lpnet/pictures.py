@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from lpnet.io import to_uint8
+from lpnet.io import JPEG_QUALITY, to_uint8
 from lpnet.scoring import INPUT_PREFIX
 
 if TYPE_CHECKING:  # matplotlib is imported by the plots only: training imports this module too
@@ -415,7 +415,7 @@ def validation_sheet(example: Example, levels: Sequence[Tensor], step: int) -> P
     return compose([top, level_panels(levels, width)], heading=heading, legend=LEGEND)
 
 
-def jpeg(path: str | Path, quality: int = 90) -> bytes:
+def jpeg(path: str | Path, quality: int = JPEG_QUALITY) -> bytes:
     """An image file re-encoded as JPEG: what the notebooks display, so that a notebook stored with its
     outputs stays small (the PNG on disk is the exact picture)."""
     buffer = io.BytesIO()
