@@ -11,8 +11,13 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 # Slow tests run in CI (CI=true) and with `make test-all`; the default suite stays fast.
 PYTEST_ARGS ?= $(if $(filter true 1,$(CI)),,-m "not slow")
 DEMO_ARGS ?=
+# The official TF weights and samples (never copied here): README figures, notebook 01, official tests.
+OFFICIAL_DIR ?= ../shared/official-lpnet
+FIGURES := outputs/figures
+# Re-encode a PNG that lpnet wrote as a JPEG (lpnet.io's quality): $(TO_JPEG) SOURCE.png TARGET.jpg
+TO_JPEG = $(PY) -c 'import sys; from lpnet.io import read_image, write_image; write_image(sys.argv[2], read_image(sys.argv[1]))'
 
-.PHONY: help install test test-all lint format demo bench clean
+.PHONY: help install test test-all lint format demo bench notebooks figures clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -50,6 +55,16 @@ demo: $(VENV)/.installed  ## train on synthetic heavy rain (~4 min on 2 CPU core
 
 bench: $(VENV)/.installed  ## inference/training benchmark with ratios against the eager reference
 	$(PY) -m lpnet.bench
+
+notebooks: $(VENV)/.installed  ## re-run the notebooks and store their outputs (~1 min; 01 uses OFFICIAL_DIR when present)
+	LPNET_OFFICIAL_DIR=$(OFFICIAL_DIR) $(PY) notebooks/execute.py
+
+figures: $(VENV)/.installed  ## regenerate the README's figures docs/*.jpg: eval of the official light model on OFFICIAL_DIR's samples, then make demo (~5 min)
+	$(PY) -m lpnet.convert source=$(OFFICIAL_DIR)/weights/light_model output=$(FIGURES)/light.pt overwrite=true
+	$(PY) -m lpnet.eval ckpt_path=$(FIGURES)/light.pt data.root=$(OFFICIAL_DIR)/test hydra.run.dir=$(FIGURES)/eval
+	$(PY) -m lpnet.demo hydra.run.dir=$(FIGURES)/demo $(DEMO_ARGS)
+	$(TO_JPEG) $(FIGURES)/eval/before_after.png docs/official_light_samples.jpg
+	$(TO_JPEG) $(FIGURES)/demo/before_after.png docs/demo_heavy_synthetic.jpg
 
 clean:  ## remove the virtual environment, caches and run outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun wandb lightning_logs build dist src/*.egg-info

@@ -12,8 +12,10 @@ import pytest
 import torch
 from conftest import PROJECT_ROOT, compose_train
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from test_train import SMALL
 
+from lpnet.train import exit_when_stopped
 from lpnet.training.callbacks import AtomicCheckpointIO
 
 
@@ -44,7 +46,10 @@ def test_stop_signal_saves_last_checkpoint_and_resumes(tiny_benchmark, tmp_path,
     stderr = log.read_text()
     assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert "Traceback" not in stderr and "stopped by SIGTERM/Ctrl-C" in stderr
-    assert f"resume with ckpt_path={last}" in stderr
+    resume = next(line for line in stderr.splitlines() if "resume with" in line)
+    assert "python -m lpnet.train" in resume and f"data.root={tiny_benchmark}" in resume
+    assert resume.endswith(f"ckpt_path={last}")
+    assert f"resume with ckpt_path={last}" in (out / "train.log").read_text()  # LastCheckpoint's message
     saved = torch.load(last, weights_only=True)
     assert saved["global_step"] >= first_step
     assert all(torch.isfinite(v).all() for v in saved["state_dict"].values())
@@ -82,3 +87,13 @@ def test_trainer_config_uses_the_atomic_writer(tmp_path):
     cfg = compose_train(tmp_path, ["trainer.max_steps=1"])
     trainer = instantiate(cfg.trainer, logger=False)
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_a_stopped_command_exits_with_143_and_says_how_to_resume(tmp_path, capsys):
+    """Lightning's SIGTERMException is a SystemExit without a code: left alone, `lpnet.demo` ended with 0."""
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    with pytest.raises(SystemExit) as stopped, exit_when_stopped(last, tool="lpnet.demo"):
+        raise SIGTERMException()
+    assert stopped.value.code == 128 + signal.SIGTERM
+    said = capsys.readouterr().err.strip()  # the run's overrides (if any) come between the two
+    assert "resume with python -m lpnet.demo " in said and said.endswith(f"ckpt_path={last}")

@@ -1,19 +1,25 @@
-"""The notebooks run top to bottom in a fresh kernel of this interpreter and make what they promise.
+"""The notebooks are stored with current outputs, run top to bottom in a fresh kernel of this
+interpreter, and make what they promise.
 
-Each notebook writes its figures and a JSON summary of what it found to ``LPNET_NOTEBOOK_OUT``; the tests
-check the files are real PNGs and hold the notebooks' claims against independent computations and the
-official reference scores.
+The stored outputs (what a code host shows) come from ``make notebooks`` (``notebooks/execute.py``); a
+fast test checks every cell's outputs were made from its present source and the pictures decode. The
+slow tests run each notebook as ``make notebooks`` does and compare the outputs' shape with the stored
+ones. Each notebook writes its figures and a JSON summary of what it found to ``LPNET_NOTEBOOK_OUT``; the
+tests check the files are real PNGs and hold the notebooks' claims against independent computations and
+the official reference scores.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
+import importlib.util
+import io
 import json
 import math
-import os
-import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import PROJECT_ROOT
@@ -24,36 +30,36 @@ from lpnet.data.clean import SyntheticPairs
 from lpnet.metrics import psnr_y, quantize
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-NOTEBOOKS = ("01_pyramid.ipynb", "02_results.ipynb")
-KERNEL = "lpnet-tests"
-CELL_TIMEOUT = 300  # seconds per cell; the slowest (02's tiny sweep) takes about a minute on 2 cores
 PARAMETERS = ("LPNET_OFFICIAL_DIR", "LPNET_NOTEBOOK_CKPT", "LPNET_SWEEP_DIR", "LPNET_NOTEBOOK_PAIRS")
+# How many pictures each notebook displays (what a reader sees on a code host).
+DISPLAYED = {"01_pyramid.ipynb": 4, "02_results.ipynb": 5}
+
+
+def _load_executor():
+    """``notebooks/execute.py``, what ``make notebooks`` runs: the tests run the notebooks the same way."""
+    spec = importlib.util.spec_from_file_location("notebook_executor", NOTEBOOK_DIR / "execute.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+executor = _load_executor()
+NOTEBOOKS = executor.NOTEBOOKS
 
 
 @pytest.fixture
 def notebook_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Kernel and environment for one notebook run; returns the notebook's output folder.
 
-    The kernelspec runs this very interpreter (``sys.executable``) and is found before any user-installed
-    ``python3`` spec (``JUPYTER_PATH`` comes first), so CI's ``.venv`` and a local venv both test themselves.
+    The kernelspec runs this very interpreter and is found before any user-installed ``python3`` spec
+    (:func:`executor.install_kernel`), so CI's ``.venv`` and a local venv both test themselves.
     """
-    spec_dir = tmp_path / "jupyter" / "kernels" / KERNEL
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "lpnet tests",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    # The kernel starts in another folder: a relative PYTHONPATH (``PYTHONPATH=src``) must become absolute.
-    paths = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    for name, value in executor.install_kernel(tmp_path).items():
+        monkeypatch.setenv(name, value)
     for name in PARAMETERS:
         monkeypatch.delenv(name, raising=False)
     out = tmp_path / "out"
@@ -62,20 +68,35 @@ def notebook_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def execute(name: str, workdir: Path) -> nbformat.NotebookNode:
-    """Run a notebook top to bottom in ``workdir``; nbclient raises CellExecutionError on any error."""
-    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    """Run a notebook top to bottom in ``workdir`` as ``make notebooks`` does (any error raises), and check
+    that its outputs have the shape of the stored ones: the stored outputs are current."""
     workdir.mkdir()
-    client = nbclient.NotebookClient(
-        nb, timeout=CELL_TIMEOUT, kernel_name=KERNEL, resources={"metadata": {"path": str(workdir)}}
-    )
-    client.execute()
+    nb = executor.execute(NOTEBOOK_DIR / name, workdir)
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
+    stored = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    assert output_kinds(nb) == output_kinds(stored), f"{name}: run `make notebooks` to store current outputs"
     return nb
 
 
-def displayed_images(nb: nbformat.NotebookNode) -> int:
-    return sum("image/png" in out.get("data", {}) for cell in nb.cells for out in cell.get("outputs", []))
+def output_kinds(nb: nbformat.NotebookNode) -> list[list[tuple[str, ...]]]:
+    """Per code cell, each output's type and the kinds of data it holds (text, image/jpeg, ...)."""
+    return [
+        [(out.output_type, *sorted(out.get("data", {}))) for out in cell.outputs]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+    ]
+
+
+def displayed_images(nb: nbformat.NotebookNode) -> list[bytes]:
+    """The pictures a notebook displays, decoded from its outputs."""
+    return [
+        base64.b64decode(data)
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        for mime, data in out.get("data", {}).items()
+        if mime.startswith("image/")
+    ]
 
 
 def assert_png(path: Path, min_side: int = 100) -> tuple[int, int]:
@@ -87,22 +108,32 @@ def assert_png(path: Path, min_side: int = 100) -> tuple[int, int]:
         return image.size
 
 
-def sparsity(image: torch.Tensor, threshold: float = 0.02) -> list[float]:
-    """Fraction of |v| < threshold per Laplacian level, computed here without lpnet.visualize."""
-    levels = lpnet.laplacian_pyramid(image[None].double(), 5)
-    return [float((level.abs() < threshold).sum()) / level.numel() for level in levels]
-
-
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebooks_are_stored_without_outputs(name: str):
+def test_notebooks_are_stored_with_their_current_outputs(name: str):
+    """What a code host shows: every code cell ran (in order, no error) from the source it holds now, and
+    the pictures are there and decode."""
     nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
     nbformat.validate(nb)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    assert code
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), f"{name}: run it whole"
     for cell in code:
-        assert cell.outputs == [], f"{name}: a cell has stored outputs"
-        assert cell.execution_count is None, f"{name}: a cell has an execution count"
+        stamp = cell.metadata.get("lpnet", {}).get("source_sha256")
+        edited = f"{name}: a cell was edited after its outputs were made; run `make notebooks`"
+        assert stamp == executor.source_sha256(cell), f"{edited}:\n{cell.source[:200]}"
+        assert not [out for out in cell.outputs if out.output_type == "error"]
+    pictures = displayed_images(nb)
+    assert len(pictures) == DISPLAYED[name]
+    for picture in pictures:
+        with Image.open(io.BytesIO(picture)) as image:
+            image.load()
+            assert min(image.size) >= 150 and np.asarray(image).std() > 10, "a real picture, not a blank"
     assert nb.metadata.kernelspec.name == "python3"
+
+
+def sparsity(image: torch.Tensor, threshold: float = 0.02) -> list[float]:
+    """Fraction of |v| < threshold per Laplacian level, computed here without lpnet.pictures."""
+    levels = lpnet.laplacian_pyramid(image[None].double(), 5)
+    return [float((level.abs() < threshold).sum()) / level.numel() for level in levels]
 
 
 @pytest.mark.slow
@@ -111,7 +142,7 @@ def test_pyramid_notebook_on_synthetic_rain(notebook_out: Path, tmp_path: Path):
     figures = ("01_before_after.png", "01_pyramid.png", "01_histograms.png", "01_levels.png")
     for figure in figures:
         assert_png(notebook_out / figure)
-    assert displayed_images(nb) == len(figures)
+    assert len(displayed_images(nb)) == len(figures) == DISPLAYED["01_pyramid.ipynb"]
     summary = json.loads((notebook_out / "01_summary.json").read_text())
     assert summary["source"].startswith("synthetic heavy rain")
     assert summary["weights"].startswith("untrained")
@@ -167,15 +198,16 @@ def test_results_notebook_builds_a_tiny_sweep_and_reports_it(notebook_out: Path,
     for plot in ("psnr_vs_params.png", "psnr_by_model_net_recursions.png", "loss_curves.png"):
         assert_png(notebook_out / "report" / plot)
     # Three plots, the best run's validation picture and the before/after grid were displayed.
-    assert displayed_images(nb) == 5
+    assert len(displayed_images(nb)) == DISPLAYED["02_results.ipynb"]
 
     # The best run is the one with the highest test Y-PSNR, and its checkpoint derained the crops.
     best = max(rows, key=lambda row: float(row["test/psnr_y"]))
     assert summary["metric"] == "test/psnr_y" and summary["best_run"] == best["run"]
     checkpoint = Path(summary["checkpoint"])
     assert checkpoint == sweep / best["run"] / "checkpoints" / "best.ckpt"
-    # 2 rows of rainy | derained | clean 160-pixel crops with 4-pixel gaps.
-    assert assert_png(notebook_out / "02_before_after.png") == (3 * 160 + 2 * 4, 2 * 160 + 4)
+    # 2 rows of rainy | derained | clean | |error| ×4 160-pixel crops, with titles and captions.
+    width, height = assert_png(notebook_out / "02_before_after.png")
+    assert width >= 4 * 160 and height >= 2 * 160
     net = lpnet.load_model(checkpoint)
     samples = SyntheticPairs("test", "rain_heavy", length=2, crop_size=None)
     assert [score["key"] for score in summary["psnr_y"]] == [sample["key"] for sample in samples]

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import run_cli
@@ -13,7 +14,21 @@ from PIL import Image
 
 from lpnet.models.complexity import count_params, macs_per_pixel
 from lpnet.models.lpnet import LPNet
-from lpnet.report import main, parse_overrides, read_loss_curves, swept_keys, table, write_report
+from lpnet.report import (
+    MIN_PSNR_SPAN,
+    best_row,
+    collect_runs,
+    main,
+    parse_overrides,
+    plot_loss_curves,
+    plot_psnr_by_key,
+    plot_psnr_vs_params,
+    read_loss_curves,
+    smooth,
+    swept_keys,
+    table,
+    write_report,
+)
 
 NET_DEFAULTS = {
     "num_levels": 5,
@@ -69,6 +84,7 @@ def make_run(
             "val/ssim_rgb": 0.75,
         }
         metrics |= {"val/psnr_y_best": psnr, "test/psnr_y": psnr + 0.25, "test/ssim_y": 0.81}
+        metrics |= {"val/input_psnr_y": 22.0, "test/input_psnr_y": 20.0}
         summary = {"metrics": metrics, "params": count_params(lp), "global_step": steps}
         summary |= {"wall_time_s": 3725.4, "overrides": overrides}
         (run / "metrics.json").write_text(json.dumps(summary))
@@ -156,7 +172,7 @@ def test_dict_sweep_values_become_dotted_columns(tmp_path: Path):
     nets = [{"width_multiplier": 0.5}, {"width_multiplier": 2}, {"widths": [16] * 5}]
     for num, (value, net) in enumerate(zip(values, nets)):
         make_run(sweep, num, [f"model.net={value}", "experiment=ablation_width"], net=net, psnr=30.0 + num)
-    written = write_report([sweep], tmp_path / "out")
+    written, skipped = write_report([sweep], tmp_path / "out")
     columns, rows = table_from(sweep)
     assert {"model.net.width_multiplier", "model.net.widths"} <= set(columns)
     # The uniform run did not set the multiplier: its config's value is shown.
@@ -166,13 +182,15 @@ def test_dict_sweep_values_become_dotted_columns(tmp_path: Path):
     # Only the runs that set a key are plotted against it, and one value makes no plot.
     assert tmp_path / "out" / "psnr_by_model_net_width_multiplier.png" in written
     assert not (tmp_path / "out" / "psnr_by_model_net_widths.png").exists()
+    assert [plot.name for plot in skipped] == ["psnr_by_model_net_widths.png"]
+    assert (
+        "psnr_by_model_net_widths.png`: fewer than two values" in (tmp_path / "out" / "report.md").read_text()
+    )
     for path in written[2:]:
         assert_png(path)
 
 
 def table_from(sweep: Path):
-    from lpnet.report import collect_runs
-
     return table(collect_runs([sweep]))
 
 
@@ -233,8 +251,6 @@ def test_parse_overrides():
 def test_swept_keys_keep_keys_missing_from_some_runs(tmp_path: Path):
     make_run(tmp_path / "s", 0, ["a=1", "b=2"], psnr=1.0)
     make_run(tmp_path / "s", 1, ["a=1"], psnr=1.0)
-    from lpnet.report import collect_runs
-
     assert swept_keys(collect_runs([tmp_path / "s"])) == ["b"]
 
 
@@ -245,3 +261,124 @@ def test_read_loss_curves_skips_blank_cells(tmp_path: Path):
     steps, values = curves["train/level4/l1"]
     assert steps == [49, 99, 149, 199]
     assert values == pytest.approx([1 / 50, 1 / 100, 1 / 150, 1 / 200])
+
+
+# --------------------------------------------------------------------------------------------------
+# What the plots show (the figures before saving, and the saved PNGs decoded)
+
+
+def texts(ax) -> list[str]:
+    return [text.get_text() for text in ax.texts]
+
+
+def test_psnr_by_key_puts_validation_and_test_apart_on_categories(recursion_sweep: Path):
+    runs = collect_runs([recursion_sweep])
+    _, rows = table(runs)
+    best = best_row(rows)
+    assert best["run"] == "3"  # the highest test/psnr_y
+    plot = plot_psnr_by_key(runs, rows, "model.net.recursions", best["run"])
+    validation, test = plot.figure.axes
+    assert (validation.get_title(), test.get_title()) == ("validation", "test")
+    for ax, metric, baseline in ((validation, "val/psnr_y_best", 22.0), (test, "test/psnr_y", 20.0)):
+        # The complete runs' values as three categories (the incomplete run 2 has no score), not 1.25 ticks.
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "3", "7"]
+        values = [row[metric] for row in rows if row[metric] is not None]
+        assert texts(ax) == [f"{v:.2f}" for v in values]  # every point says its value
+        line = next(line for line in ax.lines if line.get_label().startswith("rainy input"))
+        assert line.get_ydata()[0] == baseline and line.get_label() == f"rainy input {baseline:.2f} dB"
+        low, high = ax.get_ylim()
+        assert low < baseline and high > max(values)
+        (star,) = [c for c in ax.collections if c.get_label().startswith("best run")]
+        assert tuple(star.get_offsets()[0]) == (2, rows[3][metric])  # the third category: recursions=7
+
+
+def test_psnr_vs_params_keeps_a_tie_flat_and_every_label_inside(tmp_path: Path):
+    sweep = tmp_path / "width"
+    for num, mult in enumerate([0.5, 1, 2, 4]):
+        make_run(
+            sweep,
+            num,
+            [f"model.net.width_multiplier={mult}"],
+            net={"width_multiplier": mult},
+            psnr=30 + 0.01 * num,
+        )
+    runs = collect_runs([sweep])
+    _, rows = table(runs)
+    plot = plot_psnr_vs_params(rows, swept_keys(runs), best_row(rows)["run"])
+    fig = plot.figure
+    fig.canvas.draw()  # lay out, so that every text has its final place
+    bounds = fig.bbox
+    for ax in fig.axes:
+        low, high = ax.get_ylim()
+        assert high - low >= MIN_PSNR_SPAN  # 0.03 dB apart is not stretched over the whole axis
+        assert ax.get_xscale() == "log" and ax.get_xlabel().endswith("(log scale)")
+        assert len(ax.texts) == 4 and texts(ax)[0] == "width_multiplier=0.5\n30.25 dB"
+        for text in ax.texts:
+            box = text.get_window_extent()
+            assert bounds.x0 <= box.x0 and box.x1 <= bounds.x1 and bounds.y0 <= box.y0 and box.y1 <= bounds.y1
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert "10k" in ticks and not any("^" in t for t in ticks)
+
+
+def test_psnr_vs_params_draws_only_what_the_runs_differ_in(recursion_sweep: Path):
+    runs = collect_runs([recursion_sweep])
+    _, rows = table(runs)
+    (ax,) = plot_psnr_vs_params(rows, swept_keys(runs), "3").figure.axes  # recursions share their weights
+    assert ax.get_xlabel() == "MACs per pixel (log scale)"
+
+
+def test_loss_curves_are_smoothed_labelled_and_readable(tmp_path: Path):
+    sweep = tmp_path / "long"
+    for num, recursions in enumerate([1, 3, 5, 7]):  # losses 1/(step + 1) from step 49: a 40-fold fall
+        make_run(sweep, num, [f"model.net.recursions={recursions}"], {"recursions": recursions}, 30.0, 2000)
+    runs = collect_runs([sweep])
+    plot = plot_loss_curves(runs, swept_keys(runs), "3")
+    fig = plot.figure
+    fig.canvas.draw()
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == [
+        "total training loss", "level 0: L1", "level 4: L1", "level 4: (1 − SSIM) / 2",
+    ]  # fmt: skip
+    assert [ax.get_ylabel() for ax in panels] == ["loss (sum of the terms)", "L1", "L1", "(1 − SSIM) / 2"]
+    for ax in panels:
+        assert ax.get_yscale() == "log"
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert labels and all("10^" not in t and "$" not in t for t in labels), labels  # 0.01, not 10⁻²
+        assert len(ax.lines) == 2 * len(runs)  # as logged (faint) and smoothed, per run
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["recursions=1", "recursions=3", "recursions=5", "recursions=7 (best)"]
+    assert "1k" in [t.get_text() for t in panels[0].get_xticklabels()]  # steps in thousands
+    assert all(float(step).is_integer() for step in panels[0].get_xticks())  # whole steps
+
+
+def test_a_narrow_loss_range_gets_a_linear_axis(recursion_sweep: Path):
+    runs = collect_runs([recursion_sweep])  # losses within a factor of 4: a log axis would show one tick
+    for ax in plot_loss_curves(runs, swept_keys(runs), None).figure.axes:
+        if ax.get_visible():
+            assert ax.get_yscale() == "linear"
+
+
+def test_smooth_is_a_centred_mean():
+    assert smooth([0, 3, 6, 9], 3) == [1.5, 3.0, 6.0, 7.5]
+    assert smooth([1, 2], 1) == [1, 2]
+
+
+def test_a_plot_without_data_is_named_with_its_reason(tmp_path: Path, capsys):
+    run = make_run(tmp_path / "s", 0, ["loss=l1"], psnr=28.0)
+    (run / "csv" / "metrics.csv").write_text("epoch,step,val/psnr_y\n0,9,20.0\n")  # no training loss logged
+    assert run_cli(main, f"input={tmp_path / 's'}", f"output={tmp_path / 'r'}") == 0
+    assert "not drawn" in capsys.readouterr().out
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "## Plots not drawn" in report and "`loss_curves.png`: no run logged a training loss" in report
+
+
+def test_the_saved_plots_show_the_best_run(recursion_sweep: Path, tmp_path: Path):
+    """Decoded: the star of the best run is there in gold, and the two panels hold blue data lines."""
+    write_report([recursion_sweep], tmp_path / "r")
+    with Image.open(tmp_path / "r" / "psnr_by_model_net_recursions.png") as image:
+        pixels = np.asarray(image.convert("RGB")).astype(int)
+    gold = (abs(pixels - (255, 215, 0)).sum(axis=2) < 30).sum()
+    blue = abs(pixels - (31, 119, 180)).sum(axis=2) < 30  # tab:blue
+    assert gold > 50
+    left, right = blue[:, : pixels.shape[1] // 2].sum(), blue[:, pixels.shape[1] // 2 :].sum()
+    assert left > 100 and right > 100  # a line in each panel

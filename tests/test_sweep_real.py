@@ -37,7 +37,7 @@ def test_multirun_then_report(tmp_path):
     assert all((sweep / job / "metrics.json").is_file() for job in ("0", "1"))
 
     report = subprocess.run(
-        [sys.executable, "-m", "lpnet.report", str(sweep)],
+        [sys.executable, "-m", "lpnet.report", f"input={sweep}"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

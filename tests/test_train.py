@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -9,11 +10,12 @@ import sys
 
 import pytest
 import torch
-from conftest import PROJECT_ROOT, compose_train
+from conftest import PROJECT_ROOT, compose_train, run_cli
 from hydra.utils import instantiate
 
 from lpnet.checkpoint import load_model, save_checkpoint
 from lpnet.models.lpnet import LPNet
+from lpnet.train import main as train_main
 from lpnet.train import train
 from lpnet.training.module import LitLPNet
 
@@ -189,3 +191,40 @@ def test_real_pairs_are_validated_beside_the_main_set_and_never_trained_on(tiny_
     dm.setup("fit")
     assert {str(p.rainy.parent.parent) for p in dm.train_set.pairs} == {str(tiny_benchmark / "train")}
     assert len(dm.real_val_set) == 2 and dm.real_val_set[0]["stage"] == "val_real"
+
+
+def test_short_runs_log_their_training_losses(tiny_benchmark, tmp_path):
+    """log_every_n_steps (50 by default) is lowered to the validation interval: a 4-step run logs losses."""
+    out = tmp_path / "run"
+    small = [o for o in SMALL if not o.startswith("trainer.log_every_n_steps")]
+    train(compose_train(out, [f"data.root={tiny_benchmark}", "data.test_dir=test", *small, "test=false"]))
+    assert "log_every_n_steps: 2" in (out / "config.yaml").read_text()
+    with (out / "csv" / "metrics.csv").open(newline="") as handle:
+        logged = [row for row in csv.DictReader(handle) if row["train/loss"]]
+    assert [int(row["step"]) for row in logged] == [1, 3]
+
+
+def test_the_command_shows_its_settings_and_where_everything_went(tiny_benchmark, tmp_path, capsys):
+    """The resolved settings as a tree at the start, the summary at the end, and both, with Lightning's
+    own messages (its model summary with LPNet's MACs instead of 0 FLOPs), in the run's train.log."""
+    out = tmp_path / "run"
+    small = [o for o in SMALL if o != "trainer.enable_model_summary=false"]
+    status = run_cli(
+        train_main, f"data.root={tiny_benchmark}", "data.train_dir=train", "data.test_dir=test", *small,
+        f"hydra.run.dir={out}", "model.net.recursions=2",
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert printed.index("settings (resolved)") < printed.index("lpnet train: train done")
+    assert "recursions: 2" in printed and "├── model" in printed
+    last = out / "checkpoints" / "last.ckpt"
+    for fact in ("run directory", "best checkpoint", "last checkpoint", "test/psnr_y", "test/input_psnr_y"):
+        assert f"\n  {fact} " in printed, fact
+    resume = next(line for line in printed.splitlines() if "continue with" in line)
+    assert "python -m lpnet.train" in resume and "model.net.recursions=2" in resume
+    assert resume.endswith(f"ckpt_path={last} trainer.max_steps=<more than 4>")
+    log = (out / "train.log").read_text()
+    assert "resolved settings:" in log and "recursions: 2" in log
+    assert "MACs per pixel at 321×481" in log and "Total Flops" not in log  # Lightning's summary, mended
+    assert "`Trainer.fit` stopped: `max_steps=4` reached." in log  # a Lightning message
+    assert "lpnet train: train done" in log and f"ckpt_path={last}" in log

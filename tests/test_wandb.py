@@ -1,14 +1,20 @@
-"""W&B logging, offline: what a sweep's runs share, read back from the offline run files."""
+"""W&B logging, offline: names, config, summary, and the validation pictures, read back from the offline
+run files."""
 
 from __future__ import annotations
 
+import json
 import struct
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from test_train import small_run
 
+from lpnet.models.complexity import count_params
+from lpnet.models.lpnet import LPNet
 from lpnet.train import train
 from lpnet.training import loggers
 from lpnet.training.loggers import wandb_has_credentials, wandb_logger, wandb_reachable
@@ -61,8 +67,36 @@ def item_keys(items) -> set[str]:
     return {item.key or "/".join(item.nested_key) for item in items}
 
 
-def test_offline_run_records_group_tags_config_and_metrics(tiny_benchmark, tmp_path, monkeypatch):
+def history_values(records, key: str) -> list[dict]:
+    """Every media value logged under ``key`` (W&B stores its fields as ``<key>/<field>`` items), with the
+    training step logged beside it."""
+    values = []
+    for record in records:
+        if record.WhichOneof("record_type") != "history":
+            continue
+        items = {
+            item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item
+        }
+        fields = {name.removeprefix(f"{key}/"): v for name, v in items.items() if name.startswith(f"{key}/")}
+        if fields:
+            values.append({"value": fields, "step": items.get("trainer/global_step")})
+    return values
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    """W&B offline, its artifact staging folder (tables) in tmp_path instead of ~/.local/share/wandb."""
     monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
+
+
+@pytest.mark.usefixtures("offline_wandb")
+def test_offline_run_records_group_tags_config_and_metrics(tiny_benchmark, tmp_path):
     out = tmp_path / "run"
     cfg = small_run(
         tiny_benchmark, out, "logger=wandb", "task_name=ablation_test", "tags=[ablation,unit]",
@@ -77,20 +111,75 @@ def test_offline_run_records_group_tags_config_and_metrics(tiny_benchmark, tmp_p
     run = records[kinds.index("run")].run
     assert run.run_group == "ablation_test"
     assert {"ablation", "unit"} <= set(run.tags)
+    # Named after the task and what this run overrides (as a sweep's jobs differ).
+    assert run.display_name.startswith("ablation_test/") and "model.net.recursions=2" in run.display_name
     config = set().union(
         *(item_keys(r.config.update) for r in records if r.WhichOneof("record_type") == "config")
     )
     assert {"model", "data", "trainer"} <= config
+    # LitLPNet's own hyper-parameters are model.* of the config: not repeated at the top.
+    assert not {"net", "fast_cpu", "nan_policy", "init_from"} & config
     history = set().union(
         *(item_keys(r.history.item) for r in records if r.WhichOneof("record_type") == "history")
     )
     assert {"train/loss", "val/psnr_y", "val/ssim_y", "train/level4/ssim"} <= history
-    summary = set().union(
-        *(item_keys(r.summary.update) for r in records if r.WhichOneof("record_type") == "summary")
-    )
-    assert {"val/psnr_y_best", "params"} <= summary
+    assert not {"params", "macs_per_pixel"} & history, "the cost is a summary value, not a series"
+    summary = {
+        (item.key or "/".join(item.nested_key)): json.loads(item.value_json)
+        for r in records
+        if r.WhichOneof("record_type") == "summary"
+        for item in r.summary.update
+    }
+    assert "val/psnr_y_best" in summary
+    assert summary["params"] == count_params(LPNet(recursions=2)) and summary["macs_per_pixel"] > 0
     assert any(r.WhichOneof("record_type") == "exit" for r in records), "the run was finished"
-    assert list(runs[0].parent.glob("files/media/images/val/*.png")), "image panels"
+
+
+@pytest.mark.usefixtures("offline_wandb")
+def test_wandb_images_are_the_pictures_written_to_disk(tiny_benchmark, tmp_path):
+    """W&B stores each validation picture pixel for pixel (8-bit, not a black float image), with its step,
+    a caption naming the image and its scores, and a table of every picture at the end."""
+    out = tmp_path / "run"
+    train(small_run(tiny_benchmark, out, "logger=wandb", "test=false", "callbacks.image_logger.examples=2"))
+    (run_file,) = out.glob("wandb/offline-run-*/run-*.wandb")
+    records = read_finished_run(run_file)
+    files = run_file.parent / "files"
+    on_disk = sorted((out / "images").glob("val_step*.png"))
+    assert len(on_disk) == 4, "2 validations (steps 2 and 4) × 2 validation images"
+    disk = {path.name: pixels(path) for path in on_disk}
+    for picture in disk.values():
+        assert picture.min() < 40 and picture.max() > 215 and picture.std() > 30, "not a blank picture"
+
+    logged = history_values(records, "val/examples")
+    assert [entry["step"] for entry in logged] == [2, 4]
+    for entry in logged:
+        value, step = entry["value"], entry["step"]
+        assert value["_type"] == "images/separated" and value["count"] == 2
+        media = [pixels(files / name) for name in value["filenames"]]
+        expected = sorted(name for name in disk if name.startswith(f"val_step{step:07d}_"))
+        assert len(media) == len(expected) == 2
+        for name, captured in zip(expected, media):
+            np.testing.assert_array_equal(captured, disk[name], err_msg=name)
+        for caption, name in zip(value["captions"], expected):
+            key = name.removeprefix(f"val_step{step:07d}_").removesuffix(".png")
+            assert caption.startswith(f"step {step} · {key}: rainy PSNR ") and "→ derained PSNR" in caption
+
+    # The table (logged once, at the end) is a run artifact; offline, its files wait in the staging folder.
+    assert len(history_values(records, "val/examples_table")) == 1
+    (manifest,) = [
+        r.artifact.manifest
+        for r in records
+        if r.WhichOneof("record_type") == "artifact"
+        and any(c.path.endswith("examples_table.table.json") for c in r.artifact.manifest.contents)
+    ]
+    stored = {content.path: Path(content.local_path) for content in manifest.contents}
+    table = json.loads(next(p for name, p in stored.items() if name.endswith(".table.json")).read_text())
+    assert table["columns"] == ["step", "key", "picture", "psnr_y", "ssim_y", "input_psnr_y", "input_ssim_y"]
+    assert [row[0] for row in table["data"]] == [2, 2, 4, 4]
+    for row in table["data"]:
+        name = f"val_step{row[0]:07d}_{row[1]}.png"
+        np.testing.assert_array_equal(pixels(stored[row[2]["path"]]), disk[name])
+        assert 0 < row[4] <= 1 and 0 < row[6] <= 1  # SSIMs
 
 
 def test_mode_follows_environment_and_credentials(monkeypatch, tmp_path):

@@ -14,7 +14,9 @@ by :func:`command`, which gives all of them the same behaviour:
   ``error: ...``, naming the setting or file and what to do, with exit status 2. A run that did part of its
   work and failed on some files exits with 1 after listing them. Anything else is a bug in lpnet and keeps
   its traceback. ``LPNET_DEBUG=1`` shows the traceback of every error.
-- **Summary**: at the end, one block says what the run did and where its results are.
+- **Summary**: at the end, one block says what the run did and where its results are. Commands that make a
+  run directory (train, demo, eval) also print their resolved settings as a tree when they start. Both go
+  to the run's log file (``<task_name>.log``) too.
 
 Exit status: 0 done, 1 partly done (some inputs failed, or training stopped on a NaN loss), 2 nothing
 done (a user error or an environment fault), 130/143 interrupted (Ctrl-C / SIGTERM).
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import errno
 import importlib
+import io
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -32,6 +36,18 @@ from typing import Any
 
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
 CONFIG_PACKAGE = "lpnet.conf"
+# The order of a training config's sections in the printed tree; other keys follow in their own order.
+CONFIG_TREE_ORDER = (
+    "data",
+    "degradation",
+    "model",
+    "loss",
+    "optim",
+    "trainer",
+    "callbacks",
+    "logger",
+    "paths",
+)
 
 
 @dataclass
@@ -216,6 +232,69 @@ def _help(config_name: str, module: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# What a run prints
+
+
+def to_log_file(text: str) -> None:
+    """Write ``text`` into the run's log file (the file handlers on the root logger: Hydra's
+    ``<task_name>.log``) without printing it a second time; nothing when there is none."""
+    record = logging.LogRecord("lpnet", logging.INFO, __file__, 0, text, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def route_logs_to_file() -> None:
+    """Let Lightning's log records (and Python warnings) reach the run's log file, ``<task_name>.log``.
+
+    Lightning gives its loggers a console handler of their own and stops them propagating to the root
+    logger when it is imported before logging is configured, which is always the case under Hydra (a
+    command imports Lightning, then Hydra configures logging): the model summary, checkpoint messages
+    and warnings went to the console only. Once Hydra's file handler is on the root logger, this sends
+    them there, and through the root's console handler (so they are still printed, once).
+    """
+    if not any(isinstance(handler, logging.FileHandler) for handler in logging.getLogger().handlers):
+        return  # no log file (the tools that write where they are told): nothing to route
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        lightning_logger = logging.getLogger(name)
+        for handler in list(lightning_logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                lightning_logger.removeHandler(handler)
+        lightning_logger.propagate = True
+    logging.captureWarnings(True)
+
+
+def config_tree(cfg: Any) -> Any:
+    """The resolved settings as a ``rich`` tree: plain top-level values first, then one branch per section
+    (as YAML), in :data:`CONFIG_TREE_ORDER` and then the others."""
+    from omegaconf import DictConfig, OmegaConf
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("settings (resolved)", guide_style="dim")
+    keys = [k for k in CONFIG_TREE_ORDER if k in cfg] + [k for k in cfg if k not in CONFIG_TREE_ORDER]
+    for key in keys:
+        if not isinstance(cfg[key], DictConfig):
+            tree.add(OmegaConf.to_yaml(OmegaConf.create({key: cfg[key]}), resolve=True).strip())
+    for key in keys:
+        if isinstance(cfg[key], DictConfig):
+            text = OmegaConf.to_yaml(cfg[key], resolve=True).rstrip() or "{}"
+            tree.add(key).add(Syntax(text, "yaml", background_color="default"))
+    return tree
+
+
+def print_config(cfg: Any) -> None:
+    """Print :func:`config_tree` (in colour on a terminal) and write it, plain, to the run's log file."""
+    from rich.console import Console
+
+    tree = config_tree(cfg)
+    Console().print(tree)
+    buffer = io.StringIO()
+    Console(file=buffer, color_system=None, width=110).print(tree)
+    to_log_file("resolved settings:\n" + buffer.getvalue())
+
+
+# --------------------------------------------------------------------------------------------------
 # The command
 
 
@@ -227,6 +306,7 @@ def _report(err: BaseException) -> int | None:
         return None
     message, status = described
     print(f"error: {message}", file=sys.stderr, flush=True)
+    to_log_file(f"error: {message}")
     return status
 
 
@@ -246,15 +326,17 @@ def execute(run: Callable[[Any], Outcome], cfg: Any, *, reraise: bool = False) -
             raise
         return status, None
     print(outcome.render(), flush=True)
+    to_log_file(outcome.render())
     return (EXIT_PARTIAL if outcome.failed else EXIT_OK), outcome.value
 
 
-def command(config_name: str, run: Callable[[Any], Outcome]) -> Callable[[], None]:
+def command(config_name: str, run: Callable[[Any], Outcome], show_config: bool = False) -> Callable[[], None]:
     """A console-script ``main`` for ``run``: composes ``lpnet/conf/<config_name>.yaml``, runs, reports.
 
     Args:
         config_name: the tool's primary config.
         run: ``run(cfg) -> Outcome`` (a plain function: tests and other code call it directly).
+        show_config: print the resolved settings (:func:`print_config`) before running.
 
     Returns:
         ``main()``: reads ``sys.argv``; exits with the status of the module docstring.
@@ -265,6 +347,9 @@ def command(config_name: str, run: Callable[[Any], Outcome]) -> Callable[[], Non
         from hydra.types import RunMode
 
         sweeping = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+        route_logs_to_file()
+        if show_config:
+            print_config(cfg)
         status, value = execute(run, cfg, reraise=sweeping)
         if status:
             sys.exit(status)
@@ -273,7 +358,11 @@ def command(config_name: str, run: Callable[[Any], Outcome]) -> Callable[[], Non
     def main() -> None:
         argv = sys.argv[1:]
         if {"--help", "-h"} & set(argv):
-            print(_help(config_name, run.__module__))
+            # ``python -m lpnet.report`` runs the module as __main__: name it as users import it
+            module = run.__module__
+            if module == "__main__" and getattr(sys.modules["__main__"], "__spec__", None) is not None:
+                module = sys.modules["__main__"].__spec__.name
+            print(_help(config_name, module))
             sys.exit(EXIT_OK)
         # Hydra would print composition errors itself (several lines, exit 1); let them reach us instead.
         os.environ["HYDRA_FULL_ERROR"] = "1"

@@ -293,6 +293,23 @@ class ModelConfig:
         self.nan_policy = _choice(NanPolicy, self.nan_policy, "model.nan_policy")
 
 
+@dataclass
+class ImageLoggerConfig:
+    """Training's validation pictures (:class:`lpnet.training.callbacks.ImageLogger`), set as
+    ``callbacks.image_logger.*``.
+
+    Attributes:
+        every_n_val: picture every n-th validation.
+        examples: how many validation images are pictured (the first ones).
+        max_side: larger validation images are pictured by their top-left square of this side.
+    """
+
+    _target_: str = "lpnet.training.callbacks.ImageLogger"
+    every_n_val: int = 1
+    examples: int = 2
+    max_side: int = 512
+
+
 # --------------------------------------------------------------------------------------------------
 # Data
 
@@ -617,4 +634,5 @@ STRUCTURED_CONFIGS: dict[str, type] = {
     "report": ReportCommandConfig,
     "bench": BenchCommandConfig,
     "demo": DemoConfig,
+    "image_logger": ImageLoggerConfig,
 }

@@ -2,8 +2,8 @@
 
 Trains LPNet on synthetic heavy rain (clean photos bundled with the installed packages, rain rendered on
 the fly), scores the best checkpoint on the fixed synthetic test set next to the rainy input (training's
-own test: :mod:`lpnet.scoring`), and writes a before/after grid. Any training override works here too,
-e.g. ``python -m lpnet.demo trainer.max_steps=20000 trainer.max_time=null``.
+own test: :mod:`lpnet.scoring`), and writes a labelled before/after picture (:mod:`lpnet.pictures`). Any
+training override works here too, e.g. ``python -m lpnet.demo trainer.max_steps=20000 trainer.max_time=null``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,17 @@ from lpnet.apply import Derainer
 from lpnet.cli import Outcome, command
 from lpnet.files import write_json
 from lpnet.io import write_image
-from lpnet.scoring import INPUT_PREFIX, SCORES
-from lpnet.train import train
-from lpnet.visualize import before_after_grid, centre_crop
+from lpnet.pictures import Example, before_after
+from lpnet.scoring import INPUT_PREFIX, SCORES, Scoreboard
+from lpnet.train import exit_when_stopped, train
 
 
 def demo(cfg: DictConfig) -> tuple[Path, dict[str, dict[str, float]]]:
-    """Train, then picture the first test images; returns the grid's path and the test scores."""
+    """Train, then picture the first test images; returns the picture's path and the test scores.
+
+    The picture's per-image scores come from a :class:`~lpnet.scoring.Scoreboard`, as the training's
+    test scores do, on the whole images shown (the panels are centre crops).
+    """
     output_dir = Path(cfg.paths.output_dir)
     summary = train(cfg)
     metrics = summary["metrics"]
@@ -35,31 +39,36 @@ def demo(cfg: DictConfig) -> tuple[Path, dict[str, dict[str, float]]]:
     derainer = Derainer(summary["best_checkpoint"], device="cpu")
     datamodule = instantiate(cfg.data)
     datamodule.setup("test")
-    triplets = []
+    board = Scoreboard()
+    shown = []
     for index in range(min(cfg.demo.images, len(datamodule.test_set))):
         sample = datamodule.test_set[index]
         derained = derainer.derain_tensor(sample["rainy"])
-        triplets.append(
-            tuple(centre_crop(t, cfg.demo.crop) for t in (sample["rainy"], derained, sample["clean"]))
-        )
-    grid = write_image(output_dir / "before_after.png", before_after_grid(triplets))
-    return grid, scores
+        board.update(derained[None], sample["clean"][None], rainy=sample["rainy"][None], keys=[sample["key"]])
+        shown.append(Example(sample["key"], sample["rainy"], derained, sample["clean"], board.rows()[-1]))
+    heading = (
+        f"lpnet demo: {summary['global_step']} steps on synthetic {cfg.degradation.name} "
+        f"(centre {cfg.demo.crop}×{cfg.demo.crop} crops; scores of the whole test images)"
+    )
+    picture = before_after([example.cropped(cfg.demo.crop) for example in shown], heading)
+    return write_image(output_dir / "before_after.png", picture.tensor()), scores
 
 
 def run(cfg: DictConfig) -> Outcome:
-    grid, scores = demo(cfg)
+    with exit_when_stopped(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", tool="lpnet.demo"):
+        grid, scores = demo(cfg)
     before, after = scores["test_rainy_input"], scores["test_derained"]
     facts = [
         ("test set", "synthetic heavy rain, Y-channel PSNR / SSIM"),
         ("rainy input", f"{before['psnr_y']:6.2f} dB / {before['ssim_y']:.4f}"),
         ("derained", f"{after['psnr_y']:6.2f} dB / {after['ssim_y']:.4f}"),
-        ("before/after grid", f"{grid} (rainy | derained | clean)"),
+        ("before/after picture", f"{grid} (rainy | derained | clean | error ×4, with scores)"),
         ("run directory", Path(cfg.paths.output_dir)),
     ]
     return Outcome("lpnet demo done", facts)
 
 
-main = command("demo", run)
+main = command("demo", run, show_config=True)
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@ scored (bad setting, folder, layout or checkpoint).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import sys
 import time
@@ -30,8 +31,8 @@ from lpnet.data.layouts import detect_layout, find_pairs
 from lpnet.files import ensure_writable_folder, write_json, write_text
 from lpnet.io import ImageReadError, write_image
 from lpnet.metrics import SSIM_WINDOW
+from lpnet.pictures import Example, before_after
 from lpnet.scoring import INPUT_PREFIX, SCORES, Scoreboard, format_table
-from lpnet.visualize import before_after_grid, centre_crop
 
 
 def output_folder(cfg: DictConfig) -> Path:
@@ -59,7 +60,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     dataset = PairedImageDataset(find_pairs(root, layout, rainy_side=cfg.data.rainy_side))
     board = Scoreboard(quantize_pred=cfg.metrics.quantize, round_y=cfg.metrics.round_y)
     failed: list[str] = []
-    triplets = []
+    shown: list[Example] = []  # the first grid.images pairs, centre-cropped; their scores come after
     for index in tqdm(range(len(dataset)), desc=f"eval {root.name}", unit="img", file=sys.stderr):
         try:
             sample = dataset[index]
@@ -77,8 +78,8 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         board.update(derained, clean, rainy=rainy, keys=[sample["key"]])
         if cfg.save_outputs:
             write_image(output_dir / "outputs" / f"{sample['key']}.png", derained[0])
-        if len(triplets) < cfg.grid.images:
-            triplets.append(tuple(centre_crop(t[0], cfg.grid.crop) for t in (rainy, derained, clean)))
+        if len(shown) < cfg.grid.images:
+            shown.append(Example(sample["key"], rainy[0], derained[0], clean[0]).cropped(cfg.grid.crop))
     rows = board.rows()
     if not rows:
         raise ValueError(f"no pair under {root} could be scored ({len(failed)} failed)")
@@ -101,8 +102,12 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "wall_time_s": round(time.perf_counter() - started, 2),
     }
     write_json(output_dir / "metrics.json", summary)
-    if triplets:
-        write_image(output_dir / "before_after.png", before_after_grid(triplets))
+    if shown:
+        scores = {row["key"]: row for row in rows}
+        examples = [dataclasses.replace(e, scores=scores[e.key]) for e in shown]
+        crops = f"centre {cfg.grid.crop}×{cfg.grid.crop} crops; " if cfg.grid.crop else ""
+        heading = f"lpnet eval: {Path(cfg.ckpt_path).name} on {root} ({crops}scores of the whole images)"
+        write_image(output_dir / "before_after.png", before_after(examples, heading).tensor())
     print(format_table(rows, mean))
     return summary
 
@@ -122,7 +127,7 @@ def run(cfg: DictConfig) -> Outcome:
     return Outcome(f"lpnet eval: {cfg.data.root}", facts, failed=summary["failed"])
 
 
-main = command("eval", run)
+main = command("eval", run, show_config=True)
 
 if __name__ == "__main__":
     main()

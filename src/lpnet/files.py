@@ -14,6 +14,7 @@ import errno
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -139,3 +140,9 @@ def write_json(path: str | os.PathLike, payload: Any, *, sort_keys: bool = True)
     """Write ``payload`` as indented strict JSON (non-JSON values as ``str``, NaN/inf as null), atomically."""
     text = json.dumps(json_safe(payload), indent=2, sort_keys=sort_keys, default=str, allow_nan=False)
     return write_text(path, text + "\n")
+
+
+def slug(text: str) -> str:
+    """``text`` as a safe file-name part: every run of characters other than letters, digits and ``-``
+    becomes one ``_`` (``"model.net.recursions"`` → ``"model_net_recursions"``, ``"rain-001"`` stays)."""
+    return re.sub(r"[^A-Za-z0-9-]+", "_", text).strip("_")

@@ -41,9 +41,10 @@ IMAGE_EXTENSIONS = frozenset(
 # Pillow modes with a single colour channel (with or without alpha): written back as grayscale.
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-# Encoder settings: PNG at zlib level 1 encodes a 480×320 photo 3× faster than Pillow's default 6 for files
-# ~4 % larger (measured: 28 vs 89 ms, 288 vs 278 kB); lossless either way.
-SAVE_OPTIONS = {"PNG": {"compress_level": 1}}
+# Encoder settings. PNG at zlib level 1 encodes a 480×320 photo 3× faster than Pillow's default 6 for files
+# ~4 % larger (measured: 28 vs 89 ms, 288 vs 278 kB); lossless either way. JPEG (figures only) at quality
+# 90: Pillow's default, 75, smears the text of lpnet.pictures.
+SAVE_OPTIONS = {"PNG": {"compress_level": 1}, "JPEG": {"quality": 90}}
 # ITU-R BT.601 luma, the weights of Pillow's convert("L") and kornia's rgb_to_grayscale.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 

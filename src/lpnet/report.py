@@ -14,8 +14,13 @@ run directory works too.
   and wall time. Runs without ``metrics.json`` (failed, killed or still running) are listed as
   ``incomplete``, never dropped.
 - ``report.csv``: the same table, unrounded, with a fixed set of columns.
-- ``psnr_vs_params.png``, ``psnr_by_<key>.png`` (one per swept key) and ``loss_curves.png`` (every
-  per-level training loss of every run, from ``csv/metrics.csv``).
+- ``psnr_by_<key>.png`` (one per swept key): validation and test Y-PSNR in two panels, the key's values
+  as categories, every point labelled, the rainy input as a dashed line, the best run a star;
+  ``psnr_vs_params.png``: the headline Y-PSNR against parameters and MACs per pixel (log axes, the
+  panels where the runs differ); ``loss_curves.png``: every per-level training loss of every run (from
+  ``csv/metrics.csv``), as logged and smoothed, on log axes with plain ticks. PSNR axes span at least
+  :data:`MIN_PSNR_SPAN` dB, so a tie looks like one. A plot that cannot be drawn (no losses logged, one
+  value of a key) is listed under "Plots not drawn" with the reason, and in the command's summary.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import csv
 import dataclasses
 import glob
 import io
+import itertools
 import json
 import math
 import os
@@ -37,11 +43,12 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lpnet.cli import Outcome, command
 from lpnet.config import LPNetConfig
-from lpnet.files import ensure_writable_folder, save_figure, write_text
+from lpnet.files import ensure_writable_folder, save_figure, slug, write_text
 from lpnet.models.complexity import count_params, macs_per_pixel
 
 METRICS = (
@@ -50,14 +57,23 @@ METRICS = (
     "val/psnr_rgb",
     "val/ssim_rgb",
     "val/psnr_y_best",
+    "val/input_psnr_y",
     "test/psnr_y",
     "test/ssim_y",
     "test/psnr_rgb",
     "test/ssim_rgb",
+    "test/input_psnr_y",
+    "test/input_ssim_y",
 )
 # The PSNR a run is judged by in the plots: the first one the runs have.
 HEADLINE_METRICS = ("test/psnr_y", "val/psnr_y_best", "val/psnr_y")
+# The Y-PSNR of each stage in psnr_by_<key>.png: the best validation (what picks best.ckpt) and the test.
+PSNR_BY_STAGE = (("val", "val/psnr_y_best"), ("test", "test/psnr_y"))
+MIN_PSNR_SPAN = 1.0  # dB: the smallest y-range of a PSNR plot (0.03 dB apart is a tie, drawn as one)
 LOSS_COLUMN = re.compile(r"^train/level(\d+)/(\w+)$")
+LOSS_TERMS = {"l1": "L1", "l2": "MSE", "ssim": "(1 − SSIM) / 2"}  # the loss terms of lpnet.models.losses
+LOG_SPAN = 10  # a loss axis is logarithmic when its values span this factor or more, else linear
+SMOOTHING_FRACTION = 0.05  # the loss plot's running mean spans this share of the logged points
 COMPLETE, INCOMPLETE = "complete", "incomplete"
 
 
@@ -316,9 +332,15 @@ def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> Non
 
 
 def write_markdown(
-    path: Path, sweep_dirs: Sequence[Path], columns: list[str], rows: list[dict[str, Any]], plots: list[Path]
+    path: Path,
+    sweep_dirs: Sequence[Path],
+    columns: list[str],
+    rows: list[dict[str, Any]],
+    plots: list[Path],
+    skipped: Sequence[Plot] = (),
 ) -> None:
-    """``report.md``: the table (columns empty in every row left out), incomplete runs, best run, plots."""
+    """``report.md``: the table (columns empty in every row left out), incomplete runs, best run, plots,
+    and the plots not drawn with the reason."""
     shown = [c for c in columns if c in ("run", "status") or any(row[c] is not None for row in rows)]
     shown = [c for c in shown if c != "note"]
     headers = {"macs_per_pixel": "MACs/px", "wall_time_s": "time"}
@@ -335,12 +357,10 @@ def write_markdown(
         "|" + "|".join("---" for _ in shown) + "|",
         *("| " + " | ".join(_markdown_cell(c, row[c]) for c in shown) + " |" for row in rows),
     ]
-    headline = _headline_metric(rows)
-    if headline:
-        scored = [row for row in complete if row[headline] is not None and math.isfinite(row[headline])]
-        if scored:  # a NaN or infinite score (a diverged run) is never the best
-            best = max(scored, key=lambda row: row[headline])
-            lines += ["", f"Best {headline}: run `{best['run']}` with {best[headline]:.2f} dB."]
+    best = best_row(rows)
+    if best is not None:
+        headline = headline_metric(rows)
+        lines += ["", f"Best {headline}: run `{best['run']}` with {best[headline]:.2f} dB."]
     notes = [row for row in rows if row["note"]]
     if notes:
         lines += [
@@ -351,14 +371,30 @@ def write_markdown(
         ]
     if plots:
         lines += ["", "## Plots", "", *(f"![{p.stem}]({p.name})" for p in plots)]
+    if skipped:
+        lines += ["", "## Plots not drawn", "", *(f"- `{plot.name}`: {plot.reason}" for plot in skipped)]
     write_text(path, "\n".join(lines) + "\n")
 
 
-def _headline_metric(rows: Sequence[dict[str, Any]]) -> str | None:
+def headline_metric(rows: Sequence[dict[str, Any]]) -> str | None:
+    """The first of :data:`HEADLINE_METRICS` that a complete run has: what the runs are judged by."""
     for name in HEADLINE_METRICS:
         if any(row[name] is not None and row["status"] == COMPLETE for row in rows):
             return name
     return None
+
+
+def best_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The complete run with the highest headline PSNR (:data:`HEADLINE_METRICS`), or None.
+
+    A NaN or infinite score (a diverged run) is never the best."""
+    metric = headline_metric(rows)
+    complete = [
+        row
+        for row in rows
+        if row["status"] == COMPLETE and metric and row[metric] is not None and math.isfinite(row[metric])
+    ]
+    return max(complete, key=lambda row: row[metric]) if complete else None
 
 
 def _short(row: dict[str, Any], keys: Sequence[str]) -> str:
@@ -367,69 +403,229 @@ def _short(row: dict[str, Any], keys: Sequence[str]) -> str:
     return ", ".join(f"{k.rsplit('.', 1)[-1]}={_text(row[k])}" for k in keys)
 
 
-def plot_psnr_vs_params(path: Path, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> bool:
-    """Headline PSNR against parameters and against MACs per pixel (both log x), points named by their
-    swept values (weight sharing changes only the first, recursions mostly the second)."""
-    metric = _headline_metric(rows)
-    points = [r for r in rows if metric and r[metric] is not None and r["params"]]
-    if not points:
-        return False
-    fig = Figure(figsize=(11, 4.5), layout="constrained")
-    for ax, column, label in zip(
-        fig.subplots(1, 2), ("params", "macs_per_pixel"), ("parameters", "MACs / pixel")
-    ):
-        known = [r for r in points if r[column]]
-        ax.scatter([r[column] for r in known], [r[metric] for r in known], color="tab:blue")
-        for r in known:
-            ax.annotate(
-                _short(r, keys), (r[column], r[metric]), fontsize=7, xytext=(3, 3), textcoords="offset points"
-            )
-        ax.set_xscale("log")
-        ax.set_xlabel(label)
-        ax.set_ylabel(f"{metric} (dB)")
-        ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle("PSNR vs model size and compute")
-    save_figure(fig, path, dpi=110)
-    return True
+# --------------------------------------------------------------------------------------------------
+# Plots
 
 
-def plot_psnr_by_key(path: Path, runs: Sequence[Run], rows: Sequence[dict[str, Any]], key: str) -> bool:
-    """Every PSNR of :data:`HEADLINE_METRICS` the runs have, against one swept key's values.
+@dataclass
+class Plot:
+    """One plot of the report: its file name and figure, or the reason it was not drawn."""
 
-    Only runs that set ``key`` themselves are drawn (the uniform-width run says nothing about the width
-    multiplier its config still holds), and only when they give two values or more. Numbers go on a
-    numeric axis (log when they span ≥ 100×), anything else on a categorical one.
+    name: str
+    figure: Figure | None = None
+    reason: str = ""
+
+
+def _baseline(rows: Sequence[dict[str, Any]], stage: str) -> float | None:
+    """The rainy input's Y-PSNR on ``stage`` (``val``/``test``): the mean over the runs that have it (all
+    runs score the same images, so the values agree unless the data changed)."""
+    values = [row[f"{stage}/input_psnr_y"] for row in rows if row.get(f"{stage}/input_psnr_y") is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _psnr_limits(values: Sequence[float], baseline: float | None) -> tuple[float, float]:
+    """y-limits that hold every value and the baseline, at least :data:`MIN_PSNR_SPAN` dB tall (a 0.03 dB
+    spread is shown as the near-tie it is), with room above for the value labels."""
+    shown = [*values, *([baseline] if baseline is not None else [])]
+    low, high = min(shown), max(shown)
+    pad = (max(high - low, MIN_PSNR_SPAN) - (high - low)) / 2
+    low, high = low - pad, high + pad
+    return low - 0.08 * (high - low), high + 0.16 * (high - low)
+
+
+def _draw_baseline(ax: Any, baseline: float | None) -> None:
+    if baseline is not None:
+        ax.axhline(
+            baseline, color="0.45", linestyle="--", linewidth=1, label=f"rainy input {baseline:.2f} dB"
+        )
+
+
+def _mark_best(ax: Any, x: float, y: float, metric: str) -> None:
+    label = f"best run (by {metric})"
+    ax.scatter([x], [y], marker="*", s=200, color="gold", edgecolor="black", zorder=5, label=label)
+
+
+def plot_psnr_by_key(runs: Sequence[Run], rows: Sequence[dict[str, Any]], key: str, best: str | None) -> Plot:
+    """Validation and test Y-PSNR against one swept key: a panel each, the values as categories.
+
+    The key's values are categories in sweep order (numbers sorted: recursions 1, 3, 5, 7 are four
+    ticks, not a continuous axis), each point labelled with its value; the rainy input is the dashed
+    line and the run labelled ``best`` a star. Only runs that set ``key`` themselves are drawn
+    (the uniform-width run says nothing about the width multiplier its config still holds).
     """
+    name = f"psnr_by_{slug(key)}.png"
     points = [r for run, r in zip(runs, rows) if r["status"] == COMPLETE and key in run.overrides]
-    metrics = [m for m in HEADLINE_METRICS if any(r[m] is not None for r in points)]
-    if len({_text(r[key]) for r in points}) < 2 or not metrics:
-        return False
+    if len({_text(r[key]) for r in points}) < 2:
+        return Plot(name, reason=f"fewer than two values of {key} among the complete runs that set it")
     values = [r[key] for r in points]
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-    categories = list(dict.fromkeys(_text(v) for v in values))
-    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
-    ax = fig.add_subplot()
-    for metric in metrics:
-        pairs = [(v, r[metric]) for v, r in zip(values, points) if r[metric] is not None]
-        if numeric:
-            pairs.sort(key=lambda p: p[0])
-            xs = [p[0] for p in pairs]
-        else:
-            xs = [categories.index(_text(p[0])) for p in pairs]
-        ax.plot(xs, [p[1] for p in pairs], "o-" if numeric else "o", label=metric)
-    if numeric:
-        positive = [v for v in values if v > 0]
-        if len(positive) == len(values) and max(positive) / min(positive) >= 100:
-            ax.set_xscale("log")
-    else:
-        ax.set_xticks(range(len(categories)), categories, rotation=20, ha="right", fontsize=8)
-    ax.set_xlabel(key)
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_title(f"PSNR by {key}")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    save_figure(fig, path, dpi=120)
-    return True
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        points = sorted(points, key=lambda r: r[key])
+    categories = list(dict.fromkeys(_text(r[key]) for r in points))
+    stages = [
+        (stage, metric) for stage, metric in PSNR_BY_STAGE if any(r[metric] is not None for r in points)
+    ]
+    if not stages:
+        return Plot(name, reason="no complete run has a validation or test Y-PSNR")
+    headline = headline_metric(rows)
+    fig = Figure(figsize=(4.2 * len(stages) + 0.6, 4.4), layout="constrained")
+    for ax, (stage, metric) in zip(fig.subplots(1, len(stages), squeeze=False)[0], stages):
+        drawn = [(categories.index(_text(r[key])), r) for r in points if r[metric] is not None]
+        xs, ys = [x for x, _ in drawn], [r[metric] for _, r in drawn]
+        ax.plot(xs, ys, "o-", color="tab:blue", label=metric)
+        for x, y in zip(xs, ys):
+            ax.annotate(
+                f"{y:.2f}", (x, y), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=9
+            )
+        baseline = _baseline(points, stage)
+        _draw_baseline(ax, baseline)
+        for x, r in drawn:
+            if r["run"] == best:
+                _mark_best(ax, x, r[metric], headline)
+        ax.set_xticks(range(len(categories)), categories)
+        ax.set_xlim(-0.5, len(categories) - 0.5)
+        ax.set_ylim(*_psnr_limits(ys, baseline))
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"{metric} (dB)")
+        ax.set_title("validation" if stage == "val" else "test")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(f"Y-PSNR by {key}")
+    return Plot(name, fig)
+
+
+def plot_psnr_vs_params(rows: Sequence[dict[str, Any]], keys: Sequence[str], best: str | None) -> Plot:
+    """Headline Y-PSNR against parameters and against MACs per pixel (log x), points named by their swept
+    values and scores, the rainy input as a dashed line, the run labelled ``best`` a star.
+
+    A panel is drawn only when the runs differ in it (weight sharing changes only the parameters,
+    recursions only the MACs). The y-range is at least :data:`MIN_PSNR_SPAN` dB.
+    """
+    name = "psnr_vs_params.png"
+    metric = headline_metric(rows)
+    points = [r for r in rows if r["status"] == COMPLETE and metric and r[metric] is not None and r["params"]]
+    if not points:
+        return Plot(name, reason="no complete run has both a Y-PSNR and a parameter count")
+    columns = [
+        (column, label)
+        for column, label in (("params", "parameters"), ("macs_per_pixel", "MACs per pixel"))
+        if len({r[column] for r in points if r[column]}) > 1
+    ]
+    if not columns:
+        return Plot(name, reason="every run has the same parameters and MACs per pixel")
+    baseline = _baseline(points, metric.split("/")[0])
+    fig = Figure(figsize=(5.6 * len(columns), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(columns), squeeze=False)[0]
+    for ax, (column, label) in zip(axes, columns):
+        known = sorted((r for r in points if r[column]), key=lambda r: r[column])
+        xs = [r[column] for r in known]
+        ax.scatter(xs, [r[metric] for r in known], color="tab:blue", zorder=3)
+        for index, r in enumerate(known):
+            # neighbours' labels alternate above and below; the outermost point inwards (never clipped)
+            align = "left" if index == 0 else "right" if index == len(known) - 1 else "center"
+            above = index % 2 == 0
+            ax.annotate(
+                f"{_short(r, keys)}\n{r[metric]:.2f} dB", (r[column], r[metric]), fontsize=8, ha=align,
+                va="bottom" if above else "top", xytext=(0, 8 if above else -8), textcoords="offset points",
+            )  # fmt: skip
+            if r["run"] == best:
+                _mark_best(ax, r[column], r[metric], metric)
+        _draw_baseline(ax, baseline)
+        ax.set_xscale("log")
+        ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
+        _plain_log_ticks(ax.xaxis, _count_text)
+        ax.set_ylim(*_psnr_limits([r[metric] for r in known], baseline))
+        ax.set_xlabel(f"{label} (log scale)")
+        ax.set_ylabel(f"{metric} (dB)")
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{metric} against model size and compute")
+    return Plot(name, fig)
+
+
+def _count_text(value: float, _position: Any = None) -> str:
+    """``2000`` → ``2k``, ``1.5e6`` → ``1.5M``: plain tick labels for counts."""
+    for factor, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= factor:
+            return f"{value / factor:g}{suffix}"
+    return f"{value:g}"
+
+
+def _plain_log_ticks(axis: Any, text: Any = lambda value, _: f"{value:g}") -> None:
+    """Ticks of a log-scale ``axis`` at 1, 2, 5 × 10^k, written by ``text`` as plain numbers (0.02 or 20k,
+    not 2 × 10⁻²), and no minor ticks."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(text))
+    axis.set_minor_locator(NullLocator())
+
+
+def smooth(values: Sequence[float], window: int) -> list[float]:
+    """The centred mean over ``window`` points (fewer at the ends), what the loss plot draws solid: it
+    does not lag behind the values as a trailing mean (or TensorBoard's exponential one) does."""
+    cumulative = [0.0, *itertools.accumulate(values)]  # cumulative[k] = sum(values[:k])
+    means = []
+    for i in range(len(values)):
+        low, high = max(0, i - window // 2), min(len(values), i + window // 2 + 1)
+        means.append((cumulative[high] - cumulative[low]) / (high - low))
+    return means
+
+
+def _loss_label(column: str) -> tuple[str, str]:
+    """A panel's title and y-label: ``train/level4/l1`` → ``("level 4: L1", "L1")``."""
+    match = LOSS_COLUMN.match(column)
+    if not match:
+        return "total training loss", "loss (sum of the terms)"
+    term = LOSS_TERMS.get(match.group(2), match.group(2))
+    return f"level {match.group(1)}: {term}", term
+
+
+def plot_loss_curves(runs: Sequence[Run], keys: Sequence[str], best: str | None) -> Plot:
+    """One panel per loss term (``train/loss``, then ``level<k>/<term>`` coarse → fine), a line per run
+    (the run labelled ``best`` says so in the legend).
+
+    The logged values are drawn faint and their centred mean over :data:`SMOOTHING_FRACTION` of the
+    points solid; losses spanning :data:`LOG_SPAN` × or more get a log axis with plain tick labels (0.01,
+    0.02, 0.05, ...), others a linear one.
+    """
+    name = "loss_curves.png"
+    columns = sorted({c for run in runs for c in run.losses}, key=_loss_order)
+    if not columns:
+        return Plot(name, reason="no run logged a training loss (csv/metrics.csv: none, or no train/ column)")
+    ncols = min(3, len(columns))
+    nrows = math.ceil(len(columns) / ncols)
+    fig = Figure(figsize=(4.6 * ncols, 3.3 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    colours = {run.label: f"C{index % 10}" for index, run in enumerate(runs)}
+    for ax, column in zip(axes, columns):
+        for run in runs:
+            if column not in run.losses:
+                continue
+            steps, values = run.losses[column]
+            window = max(1, round(len(values) * SMOOTHING_FRACTION))
+            label = _short({"run": run.label, **{k: swept_value(run, k) for k in keys}}, keys)
+            if run.label == best:
+                label += " (best)"
+            ax.plot(steps, values, color=colours[run.label], linewidth=0.6, alpha=0.25)
+            ax.plot(steps, smooth(values, window), color=colours[run.label], linewidth=1.4, label=label)
+        title, ylabel = _loss_label(column)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.set_xlabel("step", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_formatter(FuncFormatter(_count_text))
+        values = [v for run in runs for v in run.losses.get(column, ([], []))[1]]
+        if min(values) > 0 and max(values) >= LOG_SPAN * min(values):
+            ax.set_yscale("log")
+            _plain_log_ticks(ax.yaxis)
+        ax.grid(True, alpha=0.3)
+    for ax in axes[len(columns) :]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=9)
+    fig.suptitle(
+        "training loss per pyramid level (level 0 = coarsest); faint: as logged, solid: mean over "
+        f"{SMOOTHING_FRACTION:.0%} of the points"
+    )
+    return Plot(name, fig)
 
 
 def _loss_order(column: str) -> tuple[int, str]:
@@ -437,44 +633,12 @@ def _loss_order(column: str) -> tuple[int, str]:
     return (int(match.group(1)), match.group(2)) if match else (-1, column)
 
 
-def plot_loss_curves(path: Path, runs: Sequence[Run], keys: Sequence[str]) -> bool:
-    """One panel per loss term (``train/loss``, then ``level<k>/<term>`` coarse → fine), a line per run."""
-    columns = sorted({c for run in runs for c in run.losses}, key=_loss_order)
-    if not columns:
-        return False
-    ncols = min(3, len(columns))
-    nrows = math.ceil(len(columns) / ncols)
-    fig = Figure(figsize=(4.2 * ncols, 3.0 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, column in zip(axes, columns):
-        for run in runs:
-            if column in run.losses:
-                steps, values = run.losses[column]
-                label = _short({"run": run.label, **{k: swept_value(run, k) for k in keys}}, keys)
-                ax.plot(steps, values, linewidth=1, label=label)
-        ax.set_title(column.removeprefix("train/"), fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        if all(v > 0 for run in runs for v in run.losses.get(column, ([], []))[1]):
-            ax.set_yscale("log")
-        ax.grid(True, alpha=0.3)
-    for ax in axes[len(columns) :]:
-        ax.set_visible(False)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
-    fig.suptitle("training loss per pyramid level (level 0 = coarsest)")
-    save_figure(fig, path, dpi=100)
-    return True
-
-
-def _slug(key: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_")
-
-
-def write_report(sweep_dirs: Sequence[Path], output: Path) -> list[Path]:
+def write_report(sweep_dirs: Sequence[Path], output: Path) -> tuple[list[Path], list[Plot]]:
     """Read the sweeps and write ``report.md``, ``report.csv`` and the plots into ``output``.
 
     Returns:
-        The files written, ``report.md`` first.
+        The files written (``report.md`` first) and the plots that were not drawn, with the reason (also
+        listed in ``report.md``).
 
     Raises:
         FileNotFoundError: a sweep directory does not exist.
@@ -489,17 +653,20 @@ def write_report(sweep_dirs: Sequence[Path], output: Path) -> list[Path]:
     ensure_writable_folder(output)
     columns, rows = table(runs)
     keys = swept_keys(runs)
-    plots = []
-    if plot_psnr_vs_params(output / "psnr_vs_params.png", rows, keys):
-        plots.append(output / "psnr_vs_params.png")
-    for key in keys:
-        if plot_psnr_by_key(output / f"psnr_by_{_slug(key)}.png", runs, rows, key):
-            plots.append(output / f"psnr_by_{_slug(key)}.png")
-    if plot_loss_curves(output / "loss_curves.png", runs, keys):
-        plots.append(output / "loss_curves.png")
+    best = best_row(rows)
+    label = best["run"] if best else None
+    plots = [
+        plot_psnr_vs_params(rows, keys, label),
+        *(plot_psnr_by_key(runs, rows, key, label) for key in keys),
+        plot_loss_curves(runs, keys, label),
+    ]
+    drawn = [
+        save_figure(plot.figure, output / plot.name, dpi=110) for plot in plots if plot.figure is not None
+    ]
+    skipped = [plot for plot in plots if plot.figure is None]
     write_csv(output / "report.csv", columns, rows)
-    write_markdown(output / "report.md", sweep_dirs, columns, rows, plots)
-    return [output / "report.md", output / "report.csv", *plots]
+    write_markdown(output / "report.md", sweep_dirs, columns, rows, drawn, skipped)
+    return [output / "report.md", output / "report.csv", *drawn], skipped
 
 
 def input_dirs(value: Any) -> list[Path]:
@@ -530,8 +697,9 @@ def run(cfg: Any) -> Outcome:
         runs = find_runs(sweep_dir)
         complete = sum((r / "metrics.json").is_file() for r in runs)
         facts.append((str(sweep_dir), f"{len(runs)} runs, {complete} complete"))
-    written = write_report(sweeps, output)
+    written, skipped = write_report(sweeps, output)
     facts += [("wrote", path) for path in written]
+    facts += [("not drawn", f"{plot.name}: {plot.reason}") for plot in skipped]
     return Outcome(f"lpnet report: {output / 'report.md'}", facts)
 
 

@@ -27,7 +27,6 @@ from lpnet.config import (
     from_dict,
     plain,
 )
-from lpnet.models.complexity import count_params
 from lpnet.models.fast import fast_forward
 from lpnet.models.losses import MultiLevelLoss
 from lpnet.models.lpnet import LPNet
@@ -75,8 +74,10 @@ class LitLPNet(LightningModule):
             nan_policy=nan_policy,
             fast_cpu=bool(fast_cpu),
         )
-        # The constructor's arguments as plain data (Hydra's _target_/_convert_ are not arguments).
-        self.save_hyperparameters({k: v for k, v in plain(self.config).items() if not k.startswith("_")})
+        # The constructor's arguments as plain data (Hydra's _target_/_convert_ are not arguments), for the
+        # checkpoints; not logged: train() logs the whole resolved config, where they are model.*.
+        hparams = {k: v for k, v in plain(self.config).items() if not k.startswith("_")}
+        self.save_hyperparameters(hparams, logger=False)
         self.skipped_steps = 0
         self.net = LPNet(self.config.net)
         self.criterion = MultiLevelLoss(self.config.loss)
@@ -86,7 +87,6 @@ class LitLPNet(LightningModule):
             self.net.load_state_dict(state)
         self.scores = torch.nn.ModuleDict({stage: Scoreboard() for stage in STAGES})
         self.best = torch.nn.ModuleDict({stage: MaxMetric() for stage in ("val", "val_real")})
-        self.num_params = count_params(self.net)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return fast_forward(self.net, x) if self.config.fast_cpu else self.net(x)
@@ -95,7 +95,6 @@ class LitLPNet(LightningModule):
         # The sanity-check validation must not count as a best score.
         for best in self.best.values():
             best.reset()
-        self.log("params", float(self.num_params), rank_zero_only=True)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
         outputs = self(batch["rainy"])
