@@ -55,9 +55,16 @@ def read_finished_run(path: Path, timeout_s: float = 30.0) -> list:
     A CI run once read the file right after ``finish()`` and found no ``run`` record in it; waiting for
     the last record rules out reading a file that wandb-core is still writing.
     """
+    from google.protobuf.message import DecodeError
+
     deadline = time.monotonic() + timeout_s
     while True:
-        records = read_offline_run(path)
+        try:
+            records = read_offline_run(path)
+        except DecodeError:  # a record caught half-written: read again once more of it is on disk
+            if time.monotonic() > deadline:
+                raise
+            records = []
         if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
             return records
         time.sleep(0.2)

@@ -62,20 +62,26 @@ class ImageLogger(L.Callback):
         # (step, key, picture file, scores) of every picture so far: the rows of the W&B table
         self.pictured: list[tuple[int, str, Path, dict[str, float]]] = []
 
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.validations += 1
+
     @torch.no_grad()
     def on_validation_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, *_
     ) -> None:
+        # batch_idx counts within each validation set (the main one, then data.real_val_dir's if set):
+        # the first `examples` images of each are pictured.
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        if batch_idx == 0:
-            self.validations += 1
         if batch_idx >= self.examples or (self.validations - 1) % self.every_n_val:
             return
         side = slice(None, self.max_side)
         rainy, clean = batch["rainy"][:1, :, side, side], batch["clean"][:1, :, side, side]
         levels = [level.clamp(0, 1).cpu() for level in pl_module(rainy)]
         key = str(batch["key"][0]) if "key" in batch else f"val-{batch_idx}"
+        if "stage" in batch:  # the real-rain validation set: its keys may repeat the main set's
+            key = f"{batch['stage'][0]}-{key}"
         board = Scoreboard()
         board.update(levels[-1], clean.cpu(), rainy=rainy.cpu(), keys=[key])
         example = Example(key, rainy[0].cpu(), levels[-1][0], clean[0].cpu(), board.rows()[0])
