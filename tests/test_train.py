@@ -228,3 +228,9 @@ def test_the_command_shows_its_settings_and_where_everything_went(tiny_benchmark
     assert "MACs per pixel at 321×481" in log and "Total Flops" not in log  # Lightning's summary, mended
     assert "`Trainer.fit` stopped: `max_steps=4` reached." in log  # a Lightning message
     assert "lpnet train: train done" in log and f"ckpt_path={last}" in log
+
+
+def test_logger_none_trains(tiny_benchmark, tmp_path):
+    """logger=none: no learning-rate monitor either (it needs a logger), and the run completes."""
+    summary = train(small_run(tiny_benchmark, tmp_path / "run", "logger=none"))
+    assert summary["global_step"] == 4 and not (tmp_path / "run" / "csv").exists()

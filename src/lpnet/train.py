@@ -33,7 +33,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelSummary
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelSummary
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -164,6 +164,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ):
         callbacks.append(CostSummary())  # Lightning's summary, with LPNet's MACs instead of 0 FLOPs
     loggers: list[Logger] = _instantiate_dict(cfg.get("logger"))
+    if not loggers:  # logger=none: nothing to send the learning rate to (Lightning would refuse the run)
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     # 1 MAC = 2 FLOPs; per pixel at 321×481, the benchmark size
     cost = {"params": count_params(model.net), "macs_per_pixel": macs_per_pixel(model.net)}
