@@ -89,7 +89,8 @@ class TestHaze:
 
 class TestCatalogue:
     def test_names(self):
-        assert frozenset({"rain_light", "rain_heavy", "rain_mixed", "noise", "haze"}) == DEGRADATIONS
+        names = {"rain_light", "rain_heavy", "rain_heavy_veil", "rain_mixed", "noise", "haze"}
+        assert frozenset(names) == DEGRADATIONS
 
     @pytest.mark.parametrize("name", sorted(DEGRADATIONS))
     def test_every_degradation_runs_seeded(self, name):

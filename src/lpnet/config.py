@@ -342,6 +342,10 @@ class LoaderConfig:
             )
 
 
+# Downscaling of a clean training photo before the crop: more scene per crop, never an upscaling blur.
+TRAIN_PHOTO_SCALE = (0.5, 1.0)
+
+
 @dataclass
 class SyntheticDataConfig(LoaderConfig):
     """Clean photos degraded on the fly (:mod:`lpnet.data.clean`): no dataset on disk.
@@ -352,22 +356,28 @@ class SyntheticDataConfig(LoaderConfig):
         val_length: validation samples (fixed, seeded; whole photos).
         test_length: test samples (fixed, seeded; whole photos).
         eval_crop_size: crop validation/test photos to this side (None: whole photos).
+        scale: range of the random downscaling of a training photo before the crop.
+        jitter: photometric jitter of training photos (:class:`lpnet.data.clean.PhotoJitter`): ``default``
+            (exposure, gamma, white balance, saturation), None (none), or ranges, e.g.
+            ``{gain: [0.6, 1.2], gamma: [0.8, 1.25], channel_gain: [0.9, 1.1], saturation: [0.6, 1.3]}``.
+        photos: bundled photo names per split, e.g. ``{train: [coffee, rocket]}``; None:
+            :data:`lpnet.data.clean.BUNDLED_SPLITS`.
     """
 
     _target_: str = "lpnet.data.datamodule.synthetic_datamodule"
     _convert_: str = "all"
     degradation: Any = "rain_heavy"
     clean_dir: str | None = None
-    val_length: int = 8
-    test_length: int = 16
+    val_length: int = 9  # 3 validation photos, 3 renderings each
+    test_length: int = 18  # 3 test photos, 6 renderings each
     eval_crop_size: int | None = None
+    scale: list[float] = field(default_factory=lambda: list(TRAIN_PHOTO_SCALE))
+    jitter: Any = "default"
+    photos: dict[str, list[str]] | None = None
 
 
 # What the synthetic fallback of a missing benchmark takes (listed, so data.synthetic.clean_dir=... works).
-_FALLBACK_SETTINGS = {
-    name: getattr(SyntheticDataConfig, name)
-    for name in ("clean_dir", "val_length", "test_length", "eval_crop_size")
-}
+_FALLBACK_SETTINGS = ("clean_dir", "val_length", "test_length", "eval_crop_size", "scale", "jitter", "photos")
 
 
 @dataclass
@@ -399,7 +409,9 @@ class BenchmarkDataConfig(LoaderConfig):
     layout_options: dict[str, Any] = field(default_factory=dict)
     cache: bool = False
     fallback: Any = None
-    synthetic: dict[str, Any] = field(default_factory=lambda: dict(_FALLBACK_SETTINGS))
+    synthetic: dict[str, Any] = field(
+        default_factory=lambda: {name: getattr(SyntheticDataConfig(), name) for name in _FALLBACK_SETTINGS}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -4,15 +4,16 @@ All share one interface, :class:`Degradation`: ``degrade(clean, generator) -> (d
 ``clean`` of shape ``(B, 3, H, W)`` in [0, 1], the result of the same shape in [0, 1] and one
 JSON-serialisable dict of drawn parameters per image. :func:`build_degradation` makes one by name:
 
-=============  =============================================================================
-name           what
-=============  =============================================================================
-rain_light     Rain100L-like streaks (:data:`lpnet.data.rain.PRESETS` ``["light"]``)
-rain_heavy     Rain100H-like streaks in several layers and directions, with a veil
-rain_mixed     every range from light's minimum to heavy's maximum
-noise          additive white Gaussian noise, σ in /255 units (the paper's denoising experiment)
-haze           atmospheric scattering ``I = J t + A (1 − t)``, ``t = exp(−β d)``
-=============  =============================================================================
+===============  =============================================================================
+name             what
+===============  =============================================================================
+rain_light       Rain100L-like streaks (:data:`lpnet.data.rain.PRESETS` ``["light"]``)
+rain_heavy       Rain100H/Rain200H-like dense streaks in several layers and directions (no veil)
+rain_heavy_veil  the earlier, denser heavy preset with a veil and background blur
+rain_mixed       every range from light's minimum to heavy's maximum
+noise            additive white Gaussian noise, σ in /255 units (the paper's denoising experiment)
+haze             atmospheric scattering ``I = J t + A (1 − t)``, ``t = exp(−β d)``
+===============  =============================================================================
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ def build_degradation(name: str, **overrides: Any) -> ConfiguredDegradation:
     """Make the degradation ``name`` with some of its defaults replaced.
 
     Args:
-        name: one of :data:`DEGRADATIONS` (rain_light, rain_heavy, rain_mixed, noise, haze).
+        name: one of :data:`DEGRADATIONS` (rain_light, rain_heavy, rain_heavy_veil, rain_mixed, noise, haze).
         **overrides: fields of its config (:class:`RainConfig`, :class:`NoiseConfig`, :class:`HazeConfig`),
             ranges as ``[min, max]`` (a single number fixes the value); None keeps the default, so a Hydra
             config may list every field as ``null``.
