@@ -11,13 +11,17 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 # Slow tests run in CI (CI=true) and with `make test-all`; the default suite stays fast.
 PYTEST_ARGS ?= $(if $(filter true 1,$(CI)),,-m "not slow")
 DEMO_ARGS ?=
-# The official TF weights and samples (never copied here): README figures, notebook 01, official tests.
+# The official TF weights and samples, and real rain pairs (never copied here): the README's figures.
 OFFICIAL_DIR ?= ../shared/official-lpnet
+REAL_RAIN_DIR ?= ../shared/real-rain
 FIGURES := outputs/figures
+# make weights: the bundled models it retrains (lpnet:<name>, from conf/experiment/weights_<name>.yaml).
+WEIGHTS ?= heavy light
+WEIGHTS_RUNS := outputs/weights
 # Re-encode a PNG that lpnet wrote as a JPEG (lpnet.io's quality): $(TO_JPEG) SOURCE.png TARGET.jpg
 TO_JPEG = $(PY) -c 'import sys; from lpnet.io import read_image, write_image; write_image(sys.argv[2], read_image(sys.argv[1]))'
 
-.PHONY: help install test test-all lint format demo bench notebooks figures clean
+.PHONY: help install test test-all lint format demo bench weights notebooks figures clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -56,14 +60,23 @@ demo: $(VENV)/.installed  ## train on synthetic heavy rain (~4 min on 2 CPU core
 bench: $(VENV)/.installed  ## inference/training benchmark with ratios against the eager reference
 	$(PY) -m lpnet.bench
 
-notebooks: $(VENV)/.installed  ## re-run the notebooks and store their outputs (~1 min; 01 uses OFFICIAL_DIR when present)
-	LPNET_OFFICIAL_DIR=$(OFFICIAL_DIR) $(PY) notebooks/execute.py
+weights: $(VENV)/.installed  ## retrain the bundled weights lpnet:heavy and lpnet:light from lpnet's synthetic rain only (~25 min each on 2 CPU cores)
+	@set -e; for name in $(WEIGHTS); do \
+	  run=$(WEIGHTS_RUNS)/$$name-$$(date +%Y%m%d-%H%M%S); \
+	  $(PY) -m lpnet.train experiment=weights_$$name hydra.run.dir=$$run; \
+	  $(PY) -m lpnet.convert source=$$run/checkpoints/last.ckpt output=src/lpnet/weights/$$name.pt overwrite=true; \
+	done
 
-figures: $(VENV)/.installed  ## regenerate the README's figures docs/*.jpg: eval of the official light model on OFFICIAL_DIR's samples, then make demo (~5 min)
+notebooks: $(VENV)/.installed  ## re-run the notebooks and store their outputs (~1 min; synthetic rain and the bundled weights only)
+	$(PY) notebooks/execute.py
+
+figures: $(VENV)/.installed  ## regenerate the README's figures docs/*.jpg: the official light model and lpnet:heavy on real pairs (OFFICIAL_DIR, REAL_RAIN_DIR), then make demo (~6 min)
 	$(PY) -m lpnet.convert source=$(OFFICIAL_DIR)/weights/light_model output=$(FIGURES)/light.pt overwrite=true
-	$(PY) -m lpnet.eval ckpt_path=$(FIGURES)/light.pt data.root=$(OFFICIAL_DIR)/test hydra.run.dir=$(FIGURES)/eval
+	$(PY) -m lpnet.eval ckpt_path=$(FIGURES)/light.pt data.root=$(OFFICIAL_DIR)/test output=$(FIGURES)/eval
+	$(PY) -m lpnet.eval ckpt_path=lpnet:heavy data.root=$(REAL_RAIN_DIR)/heavy-val output=$(FIGURES)/heavy_real
 	$(PY) -m lpnet.demo hydra.run.dir=$(FIGURES)/demo $(DEMO_ARGS)
 	$(TO_JPEG) $(FIGURES)/eval/before_after.png docs/official_light_samples.jpg
+	$(TO_JPEG) $(FIGURES)/heavy_real/before_after.png docs/lpnet_heavy_real_pairs.jpg
 	$(TO_JPEG) $(FIGURES)/demo/before_after.png docs/demo_heavy_synthetic.jpg
 
 clean:  ## remove the virtual environment, caches and run outputs

@@ -65,7 +65,7 @@ def test_a_bad_setting_is_one_line_and_exit_2(script, capsys):
 @pytest.mark.parametrize(
     ("script", "settings", "expect"),
     [
-        ("lpnet-derain", ["input=a", "output=b"], "missing setting ckpt_path"),
+        ("lpnet-derain", ["output=b"], "missing setting input"),
         ("lpnet-derain", ["ckpt_path=x.pt", "input=a", "output=b", "tile=big"], "tile"),
         ("lpnet-train", ["optim.lr=-1"], "optim.lr must be > 0"),
         ("lpnet-train", ["optim.scheduler=cosin"], "optim.scheduler"),

@@ -320,3 +320,23 @@ def test_cli_reports_errors(tmp_path, capsys):
     assert run_cli(main, f"source={tmp_path / 'missing'}", f"output={tmp_path / 'out.pt'}") == 2
     assert "missing.index" in capsys.readouterr().err
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_training_checkpoint_becomes_a_plain_one(tmp_path, capsys):
+    """A LitLPNet .ckpt (what `make weights` converts): same network, kilobytes, step kept, no folders."""
+    src = Path(__file__).parent / "fixtures" / "lightning_v1.ckpt"
+    dst = tmp_path / "mine.pt"
+    assert run_cli(main, f"source={src}", f"output={dst}") == 0
+    reference = load_model(src)
+    loaded = load_model(dst)
+    for (name, a), (name_b, b) in zip(
+        loaded.state_dict().items(), reference.state_dict().items(), strict=True
+    ):
+        assert name == name_b and torch.equal(a, b)
+    _, _, meta = read_checkpoint(dst)
+    assert meta["source"] == "lightning_v1.ckpt" and "global_step" in meta
+    assert dst.stat().st_size < src.stat().st_size / 2  # the optimiser state stays behind
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"not a checkpoint")
+    assert run_cli(main, f"source={broken}", f"output={tmp_path / 'x.pt'}") == 2
+    assert "broken.ckpt" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()

@@ -145,7 +145,8 @@ def test_pyramid_notebook_on_synthetic_rain(notebook_out: Path, tmp_path: Path):
     assert len(displayed_images(nb)) == len(figures) == DISPLAYED["01_pyramid.ipynb"]
     summary = json.loads((notebook_out / "01_summary.json").read_text())
     assert summary["source"].startswith("synthetic heavy rain")
-    assert summary["weights"].startswith("untrained")
+    assert summary["weights"] == "checkpoint lpnet:heavy"
+    assert summary["psnr_y"]["derained"] > summary["psnr_y"]["rainy"] + 5  # the bundled model derains
     fractions = summary["near_zero_fraction"]
     # The notebook's numbers are those of the synthetic test image, recomputed here.
     sample = SyntheticPairs("test", "rain_heavy", length=1, crop_size=None)[0]

@@ -465,7 +465,9 @@ class DerainCommandConfig(DerainConfig):
     """``python -m lpnet.derain``: every image below ``input`` into ``output``.
 
     Attributes:
-        ckpt_path: an lpnet checkpoint (``lpnet.convert``, ``save_checkpoint``) or a training ``.ckpt``.
+        ckpt_path: an lpnet checkpoint (``lpnet.convert``, ``save_checkpoint``), a training ``.ckpt``, or
+            ``lpnet:<name>`` for weights bundled with the package; by default ``lpnet:heavy``, lpnet's own
+            model of heavy rain (``lpnet:light`` for light rain: scores of both in docs/results.md).
         input: an image file, or a folder searched recursively.
         output: the output folder (created; not the input folder or inside it).
         format: ``png``, ``tif`` or ``tiff`` (lossless; keep alpha and grayscale).
@@ -479,7 +481,7 @@ class DerainCommandConfig(DerainConfig):
             derained (the same outputs, byte for byte); false runs them one after the other.
     """
 
-    ckpt_path: str = MISSING
+    ckpt_path: str = "lpnet:heavy"
     input: str = MISSING
     output: str = MISSING
     format: str = "png"
@@ -578,10 +580,11 @@ class ExportCommandConfig:
 
 @dataclass
 class ConvertCommandConfig:
-    """``python -m lpnet.convert``: official TensorFlow weights to an lpnet checkpoint.
+    """``python -m lpnet.convert``: official TensorFlow weights (or a training checkpoint) to lpnet's format.
 
     Attributes:
-        source: the TF checkpoint prefix (``.../heavy_model``) or its ``.index`` file.
+        source: the TF checkpoint prefix (``.../heavy_model``) or its ``.index`` file, or a training
+            checkpoint (``.ckpt``), whose network alone is kept.
         output: the lpnet checkpoint to write (``.pt``).
         overwrite: replace an existing file.
     """
@@ -625,10 +628,12 @@ class BenchCommandConfig:
 
 @dataclass
 class DemoConfig:
-    """What ``make demo`` shows after training: the first ``images`` test photos, crops of side ``crop``."""
+    """What ``make demo`` shows after training: the first ``images`` test photos, crops of side ``crop``,
+    derained by the model just trained and by the bundled weights ``bundled``."""
 
     images: int = 4
     crop: int = 256
+    bundled: str = "lpnet:heavy"
 
 
 # What Hydra registers (lpnet.conf): config files refer to them as ``/lpnet/<name>``.

@@ -1,6 +1,10 @@
 """Official TensorFlow checkpoints → lpnet checkpoints, without TensorFlow:
 ``python -m lpnet.convert source=path/to/heavy_model output=heavy.pt [overwrite=true]``.
 
+``source`` may also be a training checkpoint (``.../checkpoints/last.ckpt``): its network alone is written
+as a plain lpnet checkpoint (kilobytes instead of the optimiser state), which is how ``make weights`` turns
+a training run into the bundled ``lpnet:<name>`` weights.
+
 The LPNet project page ships TF1 checkpoints: ``PREFIX.index`` + ``PREFIX.data-00000-of-00001``.
 
 - ``.index`` is a LevelDB-style table (SSTable): data blocks of prefix-compressed ``key → value`` entries
@@ -38,11 +42,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from lpnet.checkpoint import save_checkpoint
+from lpnet.checkpoint import load_model, read_checkpoint, save_checkpoint
 from lpnet.cli import Outcome, command
 from lpnet.config import ConvertCommandConfig
 from lpnet.models.lpnet import LPNet
 
+TRAINING_SUFFIX = ".ckpt"  # Lightning's checkpoints (LitLPNet), as the trainer writes them
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
 BLOCK_TRAILER_SIZE = 5  # 1 byte compression type + 4 bytes masked crc32c
@@ -346,12 +351,13 @@ def convert_tf_checkpoint(prefix: str | os.PathLike) -> LPNet:
 def convert(
     source: str | os.PathLike, output: str | os.PathLike, overwrite: bool = ConvertCommandConfig.overwrite
 ) -> LPNet:
-    """Convert the official TF checkpoint ``source`` and save it as the lpnet checkpoint ``output``.
+    """Convert the official TF checkpoint (or training checkpoint) ``source`` to lpnet's format at ``output``.
 
     Raises:
         FileExistsError: ``output`` exists and ``overwrite`` is false.
         IsADirectoryError: ``output`` is a folder.
-        FileNotFoundError / TFBundleError: ``source`` is missing or not a readable TF checkpoint.
+        FileNotFoundError / TFBundleError / CheckpointError: ``source`` is missing or not a readable TF or
+            training checkpoint.
     """
     output = Path(output)
     if output.is_dir():
@@ -360,9 +366,14 @@ def convert(
         )
     if output.exists() and not overwrite:
         raise FileExistsError(f"output={output} exists; pass overwrite=true to replace it")
-    net = convert_tf_checkpoint(source)
-    index_path, _ = _bundle_paths(source)
-    meta = {"source": str(index_path.resolve()), "variables": 2 * len(CONV_LAYOUT) * net.num_levels}
+    if Path(source).suffix == TRAINING_SUFFIX:
+        net = load_model(source)
+        # The file name and step, not the path: bundled weights must not carry a developer's folders.
+        meta = {**read_checkpoint(source)[2], "source": Path(source).name}
+    else:
+        net = convert_tf_checkpoint(source)
+        index_path, _ = _bundle_paths(source)
+        meta = {"source": str(index_path.resolve()), "variables": 2 * len(CONV_LAYOUT) * net.num_levels}
     save_checkpoint(output, net, meta)
     return net
 

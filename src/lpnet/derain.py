@@ -1,4 +1,6 @@
-"""Derain images and folders: ``python -m lpnet.derain ckpt_path=CKPT input=FILE_OR_DIR output=DIR``.
+"""Derain images and folders: ``python -m lpnet.derain input=FILE_OR_DIR output=DIR [ckpt_path=CKPT]``.
+
+Without ``ckpt_path`` the bundled ``lpnet:heavy`` weights derain (lpnet's own, trained on synthetic rain).
 
 Every image below ``input`` (or the single ``input`` file) is written to ``output`` with its relative path
 and stem kept, as ``<stem>.png`` (``<name>.png``, e.g. ``x.jpg.png``, where two inputs share a stem, so

@@ -385,6 +385,53 @@ def before_after(examples: Sequence[Example], heading: str = "", zoom: bool = Tr
     return compose([example_panels(e, zoom) for e in examples], heading=heading, legend=LEGEND)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One image derained by several models: a row ``rainy | model 1 | model 2 | … | clean``.
+
+    Attributes:
+        key: the image's name (shown in the rainy panel's title).
+        rainy: ``(3, H, W)`` in [0, 1].
+        outputs: ``{model name: (derained (3, H, W), its Scoreboard row)}``, in display order; the
+            rainy panel's caption comes from the first row's ``input_*`` scores.
+        clean: ``(3, H, W)`` in [0, 1], or None (real rain: no scores).
+    """
+
+    key: str
+    rainy: Tensor
+    outputs: Mapping[str, tuple[Tensor, Mapping[str, float]]]
+    clean: Tensor | None = None
+
+    def cropped(self, side: int) -> Comparison:
+        """The same comparison with every image cut to its central ``side × side`` window (scores kept)."""
+        outputs = {name: (centre_crop(x, side), row) for name, (x, row) in self.outputs.items()}
+        clean = centre_crop(self.clean, side) if self.clean is not None else None
+        return Comparison(self.key, centre_crop(self.rainy, side), outputs, clean)
+
+
+def comparison(rows: Sequence[Comparison], heading: str = "", zoom: bool = True) -> Picture:
+    """One row per image: rainy, each model's output with its scores, and the clean image.
+
+    Every panel of a row zooms into the same window, where rainy and clean (or the first output) differ
+    most, so the models are compared on the same streaks.
+    """
+    if not rows:
+        raise ValueError("comparison needs at least one row")
+    sheet = []
+    for row in rows:
+        first, first_scores = next(iter(row.outputs.values()))
+        window = _zoom_window(row.rainy, row.clean if row.clean is not None else first) if zoom else None
+        panels = [Panel(row.rainy, f"rainy · {row.key}", score_caption(first_scores, INPUT_PREFIX), window)]
+        panels += [
+            Panel(x.clamp(0, 1), name, score_caption(scores), window)
+            for name, (x, scores) in row.outputs.items()
+        ]
+        if row.clean is not None:
+            panels.append(Panel(row.clean, "clean", "reference", window))
+        sheet.append(panels)
+    return compose(sheet, heading=heading, legend=LEGEND.rsplit(";", 1)[0])
+
+
 def level_panels(levels: Sequence[Tensor], width: int) -> list[Panel]:
     """LPNet's output at every pyramid level (coarsest first), enlarged (nearest) to one size so that the
     row is about ``width`` pixels wide, each titled with its level and its own size."""
