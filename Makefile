@@ -16,7 +16,7 @@ OFFICIAL_DIR ?= ../shared/official-lpnet
 REAL_RAIN_DIR ?= ../shared/real-rain
 FIGURES := outputs/figures
 # make weights: the bundled models it retrains (lpnet:<name>, from conf/experiment/weights_<name>.yaml).
-WEIGHTS ?= heavy light
+WEIGHTS ?= heavy light mixed
 WEIGHTS_RUNS := outputs/weights
 # Re-encode a PNG that lpnet wrote as a JPEG (lpnet.io's quality): $(TO_JPEG) SOURCE.png TARGET.jpg
 TO_JPEG = $(PY) -c 'import sys; from lpnet.io import read_image, write_image; write_image(sys.argv[2], read_image(sys.argv[1]))'
@@ -54,13 +54,13 @@ format: $(VENV)/.installed  ## ruff fix + format
 	$(PY) -m ruff check --fix src tests
 	$(PY) -m ruff format src tests
 
-demo: $(VENV)/.installed  ## train on synthetic heavy rain (~4 min on 2 CPU cores), evaluate, write a before/after grid
+demo: $(VENV)/.installed  ## train on synthetic heavy rain (~5 min on 2 CPU cores), score it beside the bundled lpnet:heavy, write a picture of both
 	$(PY) -m lpnet.demo $(DEMO_ARGS)
 
 bench: $(VENV)/.installed  ## inference/training benchmark with ratios against the eager reference
 	$(PY) -m lpnet.bench
 
-weights: $(VENV)/.installed  ## retrain the bundled weights lpnet:heavy and lpnet:light from lpnet's synthetic rain only (~25 min each on 2 CPU cores)
+weights: $(VENV)/.installed  ## retrain the bundled weights lpnet:heavy, lpnet:light, lpnet:mixed from lpnet's synthetic rain only (20-30 min each on 2 CPU cores)
 	@set -e; for name in $(WEIGHTS); do \
 	  run=$(WEIGHTS_RUNS)/$$name-$$(date +%Y%m%d-%H%M%S); \
 	  $(PY) -m lpnet.train experiment=weights_$$name hydra.run.dir=$$run; \

@@ -466,8 +466,9 @@ class DerainCommandConfig(DerainConfig):
 
     Attributes:
         ckpt_path: an lpnet checkpoint (``lpnet.convert``, ``save_checkpoint``), a training ``.ckpt``, or
-            ``lpnet:<name>`` for weights bundled with the package; by default ``lpnet:heavy``, lpnet's own
-            model of heavy rain (``lpnet:light`` for light rain: scores of both in docs/results.md).
+            ``lpnet:<name>`` for weights bundled with the package; by default ``lpnet:mixed``, lpnet's own
+            model of rain of every strength (``lpnet:heavy``, ``lpnet:light``: the specialists; scores of
+            all three on real rain in docs/results.md).
         input: an image file, or a folder searched recursively.
         output: the output folder (created; not the input folder or inside it).
         format: ``png``, ``tif`` or ``tiff`` (lossless; keep alpha and grayscale).
@@ -481,7 +482,7 @@ class DerainCommandConfig(DerainConfig):
             derained (the same outputs, byte for byte); false runs them one after the other.
     """
 
-    ckpt_path: str = "lpnet:heavy"
+    ckpt_path: str = "lpnet:mixed"
     input: str = MISSING
     output: str = MISSING
     format: str = "png"

@@ -1,6 +1,7 @@
 """Derain images and folders: ``python -m lpnet.derain input=FILE_OR_DIR output=DIR [ckpt_path=CKPT]``.
 
-Without ``ckpt_path`` the bundled ``lpnet:heavy`` weights derain (lpnet's own, trained on synthetic rain).
+Without ``ckpt_path`` the bundled ``lpnet:mixed`` weights derain (lpnet's own, trained on synthetic rain of
+every strength).
 
 Every image below ``input`` (or the single ``input`` file) is written to ``output`` with its relative path
 and stem kept, as ``<stem>.png`` (``<name>.png``, e.g. ``x.jpg.png``, where two inputs share a stem, so
