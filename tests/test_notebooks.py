@@ -146,7 +146,7 @@ def test_pyramid_notebook_on_synthetic_rain(notebook_out: Path, tmp_path: Path):
     summary = json.loads((notebook_out / "01_summary.json").read_text())
     assert summary["source"].startswith("synthetic heavy rain")
     assert summary["weights"] == "checkpoint lpnet:heavy"
-    assert summary["psnr_y"]["derained"] > summary["psnr_y"]["rainy"] + 3  # the bundled model derains (+3.4 dB)
+    assert summary["psnr_y"]["derained"] > summary["psnr_y"]["rainy"] + 3  # lpnet:heavy derains it: +3.4 dB
     fractions = summary["near_zero_fraction"]
     # The notebook's numbers are those of the synthetic test image, recomputed here.
     sample = SyntheticPairs("test", "rain_heavy", length=1, crop_size=None)[0]
