@@ -193,9 +193,14 @@ def bundled_photo(name: str) -> Tensor:
     Raises:
         ValueError: ``name`` is not in :data:`PHOTOS`.
     """
+    return _to_tensor(PHOTOS[_known_photo(name)].load())
+
+
+def _known_photo(name: str) -> str:
+    """``name`` if :data:`PHOTOS` has it; else the ValueError that lists them."""
     if name not in PHOTOS:
         raise ValueError(f"unknown bundled photo {name!r}; expected one of {sorted(PHOTOS)}")
-    return _to_tensor(PHOTOS[name].load())
+    return name
 
 
 def _hash01(text: str) -> float:
@@ -241,10 +246,7 @@ def clean_sources(
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     if clean_dir is None:
-        names = tuple((photos or {}).get(split) or BUNDLED_SPLITS[split])
-        for name in names:
-            if name not in PHOTOS:
-                raise ValueError(f"unknown bundled photo {name!r}; expected one of {sorted(PHOTOS)}")
+        names = [_known_photo(name) for name in (photos or {}).get(split) or BUNDLED_SPLITS[split]]
         return [(name, functools.partial(bundled_photo, name)) for name in names]
     root = Path(clean_dir)
     return [
