@@ -51,10 +51,10 @@ ZOOM_FRACTION = 0.2  # the window's side, as a fraction of the panel's shorter s
 MIN_ZOOM_WINDOW = 8  # no inset on panels so small that the window would be under 8 pixels
 FRAME = (255, 190, 0)  # amber: the zoom window and the inset's frame
 FRAME_WIDTH = 2
-LEGEND = (
-    "PSNR / SSIM: Y channel (lpnet.scoring); amber box: the window with the most rain, "
-    f"×{ZOOM} in the corner; |error| ×{ERROR_GAIN}"
+SCORES_LEGEND = (
+    f"PSNR / SSIM: Y channel (lpnet.scoring); amber box: the window with the most rain, ×{ZOOM} in the corner"
 )
+LEGEND = f"{SCORES_LEGEND}; |error| ×{ERROR_GAIN}"  # sheets with an error panel
 
 
 @functools.cache
@@ -346,6 +346,26 @@ class Example:
         return Example(self.key, images["rainy"], images["derained"], clean, self.scores)
 
 
+def _model_row(
+    key: str,
+    rainy: Tensor,
+    outputs: Mapping[str, tuple[Tensor, Mapping[str, float]]],
+    clean: Tensor | None,
+    zoom: bool,
+) -> tuple[list[Panel], Box | None]:
+    """``rainy | each output | clean`` (no clean panel without a clean image) and the zoom window they
+    share: where rainy and clean (or, without a clean image, the first output) differ most. Captions: the
+    first output's row's ``input_*`` scores under rainy, each output's scores under it."""
+    outputs = {name: (x.clamp(0, 1), scores) for name, (x, scores) in outputs.items()}
+    first, first_scores = next(iter(outputs.values()))
+    window = _zoom_window(rainy, clean if clean is not None else first) if zoom else None
+    panels = [Panel(rainy, f"rainy · {key}", score_caption(first_scores, INPUT_PREFIX), window)]
+    panels += [Panel(x, name, score_caption(scores), window) for name, (x, scores) in outputs.items()]
+    if clean is not None:
+        panels.append(Panel(clean, "clean", "reference", window))
+    return panels, window
+
+
 def example_panels(example: Example, zoom: bool = True) -> list[Panel]:
     """``rainy | derained | clean | |derained − clean| ×4`` for ``example`` (without a clean image:
     ``rainy | derained | |rainy − derained| ×4``, what the network removed).
@@ -354,22 +374,14 @@ def example_panels(example: Example, zoom: bool = True) -> list[Panel]:
     a clean image, rainy and derained) differ most.
     """
     rainy, derained, clean = example.rainy, example.derained.clamp(0, 1), example.clean
-    reference = clean if clean is not None else derained
-    window = _zoom_window(rainy, reference) if zoom else None
-    panels = [
-        Panel(rainy, f"rainy · {example.key}", score_caption(example.scores, INPUT_PREFIX), window),
-        Panel(derained, "derained", score_caption(example.scores), window),
-    ]
+    outputs = {"derained": (derained, example.scores)}
+    panels, window = _model_row(example.key, rainy, outputs, clean, zoom)
     if clean is None:
         removed = error_image(rainy, derained)
         return [*panels, Panel(removed, f"|rainy − derained| ×{ERROR_GAIN} (removed)", "", window)]
     error = error_image(derained, clean)
     mean_error = float((derained - clean).abs().mean()) * 255
-    return [
-        *panels,
-        Panel(clean, "clean", "reference", window),
-        Panel(error, f"|derained − clean| ×{ERROR_GAIN}", f"mean {mean_error:.1f}/255", window),
-    ]
+    return [*panels, Panel(error, f"|derained − clean| ×{ERROR_GAIN}", f"mean {mean_error:.1f}/255", window)]
 
 
 def before_after(examples: Sequence[Example], heading: str = "", zoom: bool = True) -> Picture:
@@ -417,19 +429,8 @@ def comparison(rows: Sequence[Comparison], heading: str = "", zoom: bool = True)
     """
     if not rows:
         raise ValueError("comparison needs at least one row")
-    sheet = []
-    for row in rows:
-        first, first_scores = next(iter(row.outputs.values()))
-        window = _zoom_window(row.rainy, row.clean if row.clean is not None else first) if zoom else None
-        panels = [Panel(row.rainy, f"rainy · {row.key}", score_caption(first_scores, INPUT_PREFIX), window)]
-        panels += [
-            Panel(x.clamp(0, 1), name, score_caption(scores), window)
-            for name, (x, scores) in row.outputs.items()
-        ]
-        if row.clean is not None:
-            panels.append(Panel(row.clean, "clean", "reference", window))
-        sheet.append(panels)
-    return compose(sheet, heading=heading, legend=LEGEND.rsplit(";", 1)[0])
+    sheet = [_model_row(row.key, row.rainy, row.outputs, row.clean, zoom)[0] for row in rows]
+    return compose(sheet, heading=heading, legend=SCORES_LEGEND)
 
 
 def level_panels(levels: Sequence[Tensor], width: int) -> list[Panel]:
