@@ -1,10 +1,11 @@
 """What an LPNet costs and how far it sees, derived from the network itself.
 
 Every figure here comes from :meth:`lpnet.models.lpnet.Subnet.applied_convs`, a trace of the one statement
-of a subnet's structure that records each convolution instead of computing it (on the ``meta`` device:
-nothing is allocated). So a change to the architecture changes these figures
-too, and a configuration can be costed before any weight exists (:func:`architecture_cost`, which the
-checkpoint loader uses to refuse absurd networks before building them).
+of a subnet's structure that records each convolution instead of computing it. So a change to the
+architecture changes these figures too, and a configuration can be costed before any weight exists: its
+subnets are traced as blueprints (:meth:`~lpnet.models.lpnet.Subnet.blueprint`, convolution shapes without
+weights, plain arithmetic), which is how the checkpoint loader refuses absurd networks before building
+them (:func:`architecture_cost`) in a few milliseconds and without importing torch's compiler.
 
 Conventions (the ones ``torch.utils.flop_counter`` and most papers use):
 
@@ -26,8 +27,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from lpnet.config import LPNetConfig
 from lpnet.models.lpnet import LPNet, Subnet
 from lpnet.models.pyramid import BINOMIAL_1D
@@ -47,13 +46,14 @@ def subnet_macs_per_pixel(subnet: Subnet) -> int:
     )
 
 
-def _network(net: LPNet | LPNetConfig) -> LPNet:
-    """``net`` itself, or the network a config describes built on the meta device (no memory)."""
+def _structure(net: LPNet | LPNetConfig) -> tuple[LPNetConfig, list[Subnet]]:
+    """The resolved config and the subnets, coarsest first: ``net``'s own, or a config's blueprints
+    (:meth:`Subnet.blueprint`: shapes only, nothing allocated whatever the widths)."""
     if isinstance(net, LPNet):
-        return net
+        return net.config, list(net.subnets)
     if isinstance(net, LPNetConfig):
-        with torch.device("meta"):
-            return LPNet(net)
+        config = net.resolved()
+        return config, [Subnet.blueprint(width, config) for width in config.widths]
     raise TypeError(f"expected an LPNet or an LPNetConfig, got {type(net).__name__}")
 
 
@@ -82,14 +82,14 @@ def count_macs(net: LPNet | LPNetConfig, height: int, width: int, *, pyramid: bo
         TypeError: ``net`` is neither an :class:`LPNet` nor an :class:`LPNetConfig`.
         ValueError: a side is smaller than 1.
     """
-    net = _network(net)
+    config, subnets = _structure(net)
     if height < 1 or width < 1:
         raise ValueError(f"count_macs needs an image of at least 1×1 pixels, got {height}×{width}")
-    sizes = level_sizes(height, width, net.num_levels)
-    total = sum(subnet_macs_per_pixel(subnet) * h * w for subnet, (h, w) in zip(net.subnets, sizes))
+    sizes = level_sizes(height, width, config.num_levels)
+    total = sum(subnet_macs_per_pixel(subnet) * h * w for subnet, (h, w) in zip(subnets, sizes))
     if pyramid:
         # Each coarser level is one strided blur (per output pixel) and two upsamplings (per input pixel).
-        total += sum(3 * PYRAMID_TAPS * net.channels * h * w for h, w in sizes[:-1])
+        total += sum(3 * PYRAMID_TAPS * config.channels * h * w for h, w in sizes[:-1])
     return total
 
 
@@ -104,8 +104,14 @@ def macs_per_pixel(
 
 
 def count_params(net: LPNet | LPNetConfig, trainable_only: bool = False) -> int:
-    """Number of parameters (7,548 for the official model); ``trainable_only`` skips frozen ones."""
-    return sum(p.numel() for p in _network(net).parameters() if p.requires_grad or not trainable_only)
+    """Number of parameters (7,548 for the official model); ``trainable_only`` skips frozen ones (a
+    config's are all trainable)."""
+    if isinstance(net, LPNet):
+        return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
+    _, subnets = _structure(net)
+    # A shared block is applied once per recursion but holds its weights once.
+    distinct = {id(conv): conv for subnet in subnets for conv in subnet.applied_convs()}
+    return sum(conv.num_params() for conv in distinct.values())
 
 
 def receptive_field_radius(net: LPNet | LPNetConfig) -> int:
@@ -119,11 +125,11 @@ def receptive_field_radius(net: LPNet | LPNetConfig) -> int:
     Returns:
         The radius ``R``: output pixel ``(i, j)`` depends only on inputs within ``|di|, |dj| <= R``.
     """
-    net = _network(net)
-    top = net.num_levels - 1
+    config, subnets = _structure(net)
+    top = config.num_levels - 1
     reach = PYRAMID_REACH
     radius = 0
-    for index, subnet in enumerate(net.subnets):
+    for index, subnet in enumerate(subnets):
         k = top - index
         scale = 2**k
         down = reach * (scale - 1) if k == top else reach * (2 * scale - 1) + reach * scale
@@ -147,15 +153,14 @@ class ArchitectureCost:
 
 
 def architecture_cost(config: LPNetConfig) -> ArchitectureCost:
-    """Cost of the LPNet ``config`` describes, computed on the meta device (nothing is allocated).
+    """Cost of the LPNet ``config`` describes, from its blueprint (nothing is allocated, no weight built).
 
     The memory figure is an estimate of float32 inference: ``_LIVE_MAPS`` maps of the widest subnet's
     width at full resolution.
     """
-    net = _network(config)
-    widest = max(net.widths)
+    widest = max(config.resolved().widths)
     return ArchitectureCost(
-        params=count_params(net),
-        macs_per_pixel=macs_per_pixel(net),
+        params=count_params(config),
+        macs_per_pixel=macs_per_pixel(config),
         bytes_per_megapixel=_LIVE_MAPS * widest * 4 * 1_000_000,
     )

@@ -19,6 +19,7 @@ function that computes one convolution (+ LeakyReLU). ``forward`` passes PyTorch
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -43,14 +44,44 @@ def _add(fresh: Tensor, other: Tensor) -> Tensor:
     return fresh + other if torch.is_grad_enabled() else fresh.add_(other)
 
 
+@dataclass(frozen=True)
+class ConvShape:
+    """A convolution's geometry without weights, built where a subnet would build an ``nn.Conv2d``: a
+    subnet of these is a blueprint that :mod:`lpnet.models.complexity` traces to cost a configuration
+    before any weight exists (describing a 16,000-wide subnet allocates nothing). Plain Python: no meta
+    tensors, whose operations import torch's compiler and sympy (~1.5 s of a one-photo run)."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, int]
+    groups: int = 1
+    dilation: tuple[int, int] = (1, 1)
+
+    @classmethod
+    def like_conv2d(
+        cls, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0
+    ) -> ConvShape:
+        """The shape ``nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding)`` would have."""
+        return cls(in_channels, out_channels, (kernel_size, kernel_size))
+
+    def num_params(self) -> int:
+        """Weights and bias, as ``nn.Conv2d`` holds them."""
+        k_h, k_w = self.kernel_size
+        return k_h * k_w * (self.in_channels // self.groups) * self.out_channels + self.out_channels
+
+
+# Builds one convolution: ``nn.Conv2d`` for a network, :meth:`ConvShape.like_conv2d` for a blueprint.
+ConvFactory = Callable[..., "nn.Conv2d | ConvShape"]
+
+
 class RecursiveBlock(nn.Module):
     """3×3 → LReLU → 1×1 → LReLU → 3×3 → LReLU, width ``f`` in and out."""
 
-    def __init__(self, width: int, negative_slope: float) -> None:
+    def __init__(self, width: int, negative_slope: float, conv: ConvFactory = nn.Conv2d) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, width, 1)
-        self.conv3 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv1 = conv(width, width, 3, padding=1)
+        self.conv2 = conv(width, width, 1)
+        self.conv3 = conv(width, width, 3, padding=1)
         self.negative_slope = negative_slope
 
     @property
@@ -70,17 +101,26 @@ class Subnet(nn.Module):
     Args:
         width: number of feature maps ``f``.
         config: the network's settings (recursions, weight sharing, skip, slope, channels).
+        conv: builds each convolution: ``nn.Conv2d``, or :meth:`ConvShape.like_conv2d` for a weightless
+            blueprint (:meth:`blueprint`).
     """
 
-    def __init__(self, width: int, config: LPNetConfig) -> None:
+    def __init__(self, width: int, config: LPNetConfig, conv: ConvFactory = nn.Conv2d) -> None:
         super().__init__()
         self.recursions = config.recursions
         self.residual_skip = config.residual_skip
         self.negative_slope = config.negative_slope
-        self.head = nn.Conv2d(config.channels, width, 3, padding=1)
+        self.head = conv(config.channels, width, 3, padding=1)
         num_blocks = min(1, config.recursions) if config.share_weights else config.recursions
-        self.blocks = nn.ModuleList(RecursiveBlock(width, config.negative_slope) for _ in range(num_blocks))
-        self.tail = nn.Conv2d(width, config.channels, 1)
+        self.blocks = nn.ModuleList(
+            RecursiveBlock(width, config.negative_slope, conv) for _ in range(num_blocks)
+        )
+        self.tail = conv(width, config.channels, 1)
+
+    @classmethod
+    def blueprint(cls, width: int, config: LPNetConfig) -> Subnet:
+        """The subnet with :class:`ConvShape` in place of every convolution: its structure, no weights."""
+        return cls(width, config, ConvShape.like_conv2d)
 
     def _run(self, band: Tensor, conv_fn: ConvFn) -> Tensor:
         """The subnet with ``conv_fn`` computing each convolution: the one statement of its structure."""
@@ -95,19 +135,21 @@ class Subnet(nn.Module):
                 features = _add(features, first)
         return _add(conv_fn(features, self.tail, None), band)
 
-    def applied_convs(self) -> list[nn.Conv2d]:
+    def applied_convs(self) -> list[nn.Conv2d | ConvShape]:
         """The convolutions the subnet applies, in order, once per use (a shared block once per recursion).
 
-        Traced from :meth:`_run` on the meta device (nothing is computed), so every figure derived from
-        it (receptive field, MACs: :mod:`lpnet.models.complexity`) follows the structure.
+        Traced from :meth:`_run` on a one-pixel image whose convolutions are only recorded (nothing is
+        computed), so every figure derived from it (receptive field, MACs, parameters:
+        :mod:`lpnet.models.complexity`) follows the structure.
         """
-        applied: list[nn.Conv2d] = []
+        applied: list[nn.Conv2d | ConvShape] = []
 
-        def record(x: Tensor, conv: nn.Conv2d, slope: float | None) -> Tensor:
+        def record(x: Tensor, conv: nn.Conv2d | ConvShape, slope: float | None) -> Tensor:
             applied.append(conv)
-            return x.new_empty((x.shape[0], conv.out_channels, *x.shape[2:]))
+            return x.new_zeros((1, conv.out_channels, 1, 1))
 
-        self._run(torch.empty(1, self.head.in_channels, 1, 1, device="meta"), record)
+        with torch.no_grad():
+            self._run(torch.zeros(1, self.head.in_channels, 1, 1), record)
         return applied
 
     @property
