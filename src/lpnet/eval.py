@@ -53,7 +53,12 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     ensure_writable_folder(output_dir)  # before an hour of deraining
     derainer = Derainer(
-        cfg.ckpt_path, device=cfg.device, tile=cfg.tile, overlap=cfg.overlap, batch_size=cfg.batch_size
+        cfg.ckpt_path,
+        device=cfg.device,
+        tile=cfg.tile,
+        overlap=cfg.overlap,
+        batch_size=cfg.batch_size,
+        precision=cfg.precision,
     )
     root = Path(cfg.data.root)
     layout = detect_layout(root) if cfg.data.layout == "auto" else cfg.data.layout

@@ -21,7 +21,7 @@ from lpnet.checkpoint import load_model
 from lpnet.config import DerainCommandConfig, DerainConfig
 from lpnet.io import OutputImage, SourceImage, decode_pil, open_image, rgb_to_luma
 from lpnet.models.complexity import receptive_field_radius
-from lpnet.models.fast import optimize_for_inference
+from lpnet.models.fast import bf16_unsupported, optimize_for_inference
 from lpnet.models.lpnet import LPNet
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
@@ -63,6 +63,8 @@ class Derainer:
         overlap: context per tile side; None = the network's receptive field (exact results).
         batch_size: tiles per network call.
         max_pixels: refuse image files with more pixels (None: Pillow's limit, 89,478,485).
+        precision: ``"fp32"`` (exact) or ``"bf16"`` (feature convolutions in bfloat16: CUDA, or a CPU with
+            AMX or AVX512-BF16; elsewhere a ValueError names the missing feature).
 
     Inputs and what comes back (outputs are clipped to [0, 1]):
 
@@ -91,9 +93,13 @@ class Derainer:
         overlap: int | None = DerainConfig.overlap,
         batch_size: int = DerainConfig.batch_size,
         max_pixels: int | None = DerainCommandConfig.max_pixels,
+        precision: str = DerainConfig.precision,
     ) -> None:
         check_tiling(tile, overlap, batch_size)
         self.device = resolve_device(device)
+        refusal = bf16_unsupported(self.device) if precision == "bf16" else None
+        if refusal:
+            raise ValueError(refusal)
         if isinstance(checkpoint_or_net, LPNet):
             self.net = checkpoint_or_net.to(self.device).eval()
         elif isinstance(checkpoint_or_net, (str, os.PathLike)):
@@ -109,11 +115,13 @@ class Derainer:
         # The fast path computes the same numbers (within 1e-5) 3-5x faster on the CPU (it also tunes the
         # process's allocator: lpnet.allocator) and hands other devices and dtypes to LPNet.forward itself
         # (lpnet.models.fast; `python -m lpnet.bench`).
-        self.fast = optimize_for_inference(self.net)
+        self.precision = precision
+        self.fast = optimize_for_inference(self.net, precision=precision)
 
     def __repr__(self) -> str:
         return (
-            f"Derainer(device={self.device}, tile={self.tile}, overlap={self.overlap}, "
+            f"Derainer(device={self.device}, precision={self.precision}, tile={self.tile}, "
+            f"overlap={self.overlap}, "
             f"batch_size={self.batch_size}, net={self.net.extra_repr()})"
         )
 

@@ -28,8 +28,10 @@ float64, a build without oneDNN) goes through ``LPNet.forward`` unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lpnet.allocator import tune_cpu_allocator
@@ -47,6 +49,55 @@ MIN_STRIP_ROWS = 64
 def fast_path_available() -> bool:
     """Whether this PyTorch build has the oneDNN CPU kernels the fast path uses."""
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+# What ``precision=`` accepts: float32 (exact, the default) or bfloat16 feature convolutions.
+PRECISIONS = ("fp32", "bf16")
+# The CPU features that compute bfloat16 natively in oneDNN; without them bf16 would be emulated (slower).
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``), empty where they cannot be read."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def bf16_unsupported(device: torch.device) -> str | None:
+    """None where ``precision=bf16`` runs natively on ``device`` (CUDA; a CPU with AMX or AVX512-BF16 and
+    oneDNN); otherwise one line naming what is missing."""
+    if device.type == "cuda":
+        return None
+    if device.type != "cpu":
+        return f"precision=bf16 runs on CUDA or on CPUs with AMX or AVX512-BF16, not on {device.type}"
+    if not fast_path_available():
+        return "precision=bf16 needs PyTorch with oneDNN on the CPU; this build has none (use precision=fp32)"
+    if not set(BF16_CPU_FLAGS) & cpu_flags():
+        return (
+            "precision=bf16 needs a CPU with AMX (amx_bf16) or AVX512-BF16 (avx512_bf16); this one has "
+            "neither, so bfloat16 would be emulated and slower (use precision=fp32, the default)"
+        )
+    return None
+
+
+def bf16_conv(x: Tensor, conv: nn.Conv2d, slope: float | None) -> Tensor:
+    """A feature convolution (+ LeakyReLU) in bfloat16 (oneDNN on the CPU: AMX or AVX512-BF16), or, for
+    the last 1×1 back to the image (``slope`` None), float32, so the residual added to each band and the
+    pyramid stay float32. Weights are converted at each call (7,548 numbers: microseconds), so weights
+    loaded later are used."""
+    if slope is None:
+        x = x.float()
+        return onednn_conv(x, conv, None) if uses_fast_path(x) else eager_conv(x, conv, None)
+    weight, bias = conv.weight.to(torch.bfloat16), conv.bias.to(torch.bfloat16)
+    x = x.to(torch.bfloat16)
+    if x.device.type == "cpu":
+        return onednn_conv_weights(x.contiguous(memory_format=CHANNELS_LAST), weight, bias, slope)
+    return F.leaky_relu(F.conv2d(x, weight, bias, padding=conv.padding), slope)
 
 
 def uses_fast_path(x: Tensor) -> bool:
@@ -122,29 +173,44 @@ class FastLPNet(nn.Module):
 
     Args:
         net: the network to run; its weights are used as they are at call time.
+        precision: ``fp32`` (the same numbers as ``net(x)``) or ``bf16`` (feature convolutions in
+            bfloat16, :func:`bf16_conv`; the caller checks :func:`bf16_unsupported` first).
 
     Shape:
         Input ``(B, C, H, W)`` float images in [0, 1], any ``H, W >= 1``. Output: the same list of
-        ``num_levels`` tensors as ``net(x)``, coarsest first, contiguous NCHW, no gradients.
+        ``num_levels`` tensors as ``net(x)``, coarsest first, contiguous NCHW float32, no gradients.
     """
 
-    def __init__(self, net: LPNet) -> None:
+    def __init__(self, net: LPNet, precision: str = PRECISIONS[0]) -> None:
         super().__init__()
         if not isinstance(net, LPNet):
             raise TypeError(f"FastLPNet wraps an LPNet, got {type(net).__name__}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.net = net
+        self.precision = precision
+
+    def _levels(self, x: Tensor) -> list[Tensor]:
+        rows = strip_rows(x.shape[-1])
+        if self.precision == "fp32":
+            return fast_forward(self.net, x, rows)
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=CHANNELS_LAST)
+        return [level.float() for level in self.net.apply_convs(x, bf16_conv, rows)]
 
     @torch.inference_mode()
     def forward(self, x: Tensor) -> list[Tensor]:
-        return [level.contiguous() for level in fast_forward(self.net, x, strip_rows(x.shape[-1]))]
+        return [level.contiguous() for level in self._levels(x)]
 
     @torch.inference_mode()
     def derain(self, x: Tensor) -> Tensor:
         """The finest output only: ``(B, C, H, W)`` → ``(B, C, H, W)`` (not clipped)."""
-        return fast_forward(self.net, x, strip_rows(x.shape[-1]))[-1].contiguous()
+        return self._levels(x)[-1].contiguous()
 
 
-def optimize_for_inference(net: LPNet, example_shape: Sequence[int] | None = None) -> FastLPNet:
+def optimize_for_inference(
+    net: LPNet, example_shape: Sequence[int] | None = None, precision: str = PRECISIONS[0]
+) -> FastLPNet:
     """The fastest exact CPU inference path for ``net`` (see the module docstring for what and why).
 
     Also tunes the process's allocator (:func:`lpnet.allocator.tune_cpu_allocator`).
@@ -153,12 +219,13 @@ def optimize_for_inference(net: LPNet, example_shape: Sequence[int] | None = Non
         net: a trained :class:`LPNet` (put in eval mode; its weights stay shared).
         example_shape: optional ``(B, C, H, W)`` to run once now (e.g. the tile size), so that oneDNN's
             kernels for it are built before the first real call.
+        precision: ``fp32`` (exact) or ``bf16`` (see :class:`FastLPNet`).
 
     Returns:
         A :class:`FastLPNet`; ``fast(x)`` equals ``net(x)`` and ``fast.derain(x)`` equals ``net.derain(x)``.
     """
     tune_cpu_allocator()
-    fast = FastLPNet(net.eval())
+    fast = FastLPNet(net.eval(), precision)
     if example_shape is not None:
         if len(example_shape) != 4 or example_shape[1] != net.channels or min(example_shape) < 1:
             raise ValueError(
