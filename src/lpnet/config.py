@@ -485,6 +485,9 @@ class DerainCommandConfig(DerainConfig):
         progress: a progress bar on stderr.
         pipeline: decode the next image and encode/write the previous one while the current one is
             derained (the same outputs, byte for byte); false runs them one after the other.
+        shard: ``K/N``: derain only part K of N of the folder (split by a hash of each relative path, so
+            reruns and skip_existing agree; names as in the whole run): ``-m shard=0/4,1/4,2/4,3/4
+            hydra/launcher=joblib`` runs four in parallel. None: the whole folder.
     """
 
     ckpt_path: str = "lpnet:mixed"
@@ -496,6 +499,7 @@ class DerainCommandConfig(DerainConfig):
     max_pixels: int | None = None
     progress: bool = True
     pipeline: bool = True
+    shard: str | None = None
 
 
 @dataclass

@@ -37,6 +37,7 @@ def run(cfg: DictConfig) -> Outcome:
         overlap=cfg.overlap,
         batch_size=cfg.batch_size,
         max_pixels=cfg.max_pixels,
+        precision=cfg.precision,
     )
     summary = derainer.derain_files(
         cfg.input,
@@ -46,8 +47,11 @@ def run(cfg: DictConfig) -> Outcome:
         overwrite=cfg.overwrite,
         progress=cfg.progress,
         pipeline=cfg.pipeline,
+        shard=cfg.shard,
     )
     facts = [("output", cfg.output), ("checkpoint", cfg.ckpt_path)]
+    if cfg.shard is not None:
+        facts.append(("shard", f"{cfg.shard} (the other shards write the rest)"))
     facts += [("skipped", reason) for _, reason in summary.skipped]
     return Outcome(f"lpnet derain: {summary}", facts, failed=[reason for _, reason in summary.failed])
 

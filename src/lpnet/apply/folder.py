@@ -14,6 +14,10 @@ The promises, each kept by one mechanism here:
   the folder are reported once by name and the rest goes on.
 - **Faults**: a file that cannot be read or written is reported by name on one line and the others go on; a
   full disk stops the run at once (every later image would fail the same way).
+- **Shards**: ``shard=K/N`` derains the inputs whose relative path hashes to ``K`` modulo ``N``
+  (:func:`in_shard`: CRC-32 of the POSIX path, the same in every process and on every rerun), named from
+  the plan of the *whole* folder, so the ``N`` shards together write exactly what one run writes, each
+  file once, and each shard checks and skips only its own outputs.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import sys
+import zlib
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +51,34 @@ _NAMED = 5
 # Images up to this many pixels overlap in the pipeline (one decoded ahead, one being written: ~7 bytes
 # per pixel each); a larger photo runs alone, so a folder of big photos needs the memory of one.
 PIPELINE_PIXELS = 1 << 24
+
+
+_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"K/N"`` → ``(K, N)`` with ``0 <= K < N``; None for None (the whole folder).
+
+    Raises:
+        ValueError: anything else, naming the setting ``shard``.
+    """
+    if text is None:
+        return None
+    match = _SHARD.fullmatch(str(text))
+    if match is None or not int(match[1]) < int(match[2]):
+        raise ValueError(
+            f"shard must be K/N with 0 <= K < N (shard=0/4 ... shard=3/4 split a folder in four), "
+            f"got {text!r}"
+        )
+    return int(match[1]), int(match[2])
+
+
+def in_shard(relative: PurePath, shard: tuple[int, int] | None) -> bool:
+    """Whether the input at ``relative`` (its path below the input folder) belongs to ``shard``."""
+    if shard is None:
+        return True
+    index, count = shard
+    return zlib.crc32(relative.as_posix().encode("utf-8", "surrogateescape")) % count == index
 
 
 class OutputFullError(OSError):
@@ -115,9 +149,10 @@ class FolderPlan:
     not_followed: list[tuple[Path, str]]
 
 
-def plan_folder(source: Path, output_dir: Path, fmt: str) -> FolderPlan:
+def plan_folder(source: Path, output_dir: Path, fmt: str, shard: tuple[int, int] | None = None) -> FolderPlan:
     """``(input, output)`` pairs for ``source`` (a file or a folder), after refusing an output folder that
-    is or lies inside the input folder.
+    is or lies inside the input folder; with ``shard``, only that shard's (:func:`in_shard`), named as in
+    the whole folder's plan.
 
     Raises:
         FileNotFoundError: ``source`` does not exist.
@@ -144,7 +179,11 @@ def plan_folder(source: Path, output_dir: Path, fmt: str) -> FolderPlan:
         )
     relatives = [PurePath(path.relative_to(root)) for path in images]
     outputs = [output_dir / name for name in output_names(relatives, fmt)]
-    return FolderPlan(list(zip(images, outputs)), not_followed)
+    jobs = [job for job, relative in zip(zip(images, outputs), relatives) if in_shard(relative, shard)]
+    not_followed = [
+        (path, why) for path, why in not_followed if in_shard(PurePath(os.path.relpath(path, root)), shard)
+    ]
+    return FolderPlan(jobs, not_followed)
 
 
 def _existing(path: Path) -> bool:
@@ -183,6 +222,7 @@ def derain_folder(
     overwrite: bool = DerainCommandConfig.overwrite,
     progress: bool = DerainCommandConfig.progress,
     pipeline: bool = DerainCommandConfig.pipeline,
+    shard: str | None = DerainCommandConfig.shard,
 ) -> DerainSummary:
     """Derain an image file, or every image below a folder, into ``output_dir`` with ``derainer``.
 
@@ -200,6 +240,7 @@ def derain_folder(
             work).
         progress: show a tqdm progress bar.
         pipeline: decode the next image and write the previous one while deraining (same outputs).
+        shard: ``"K/N"``: derain only the K-th of N stable parts of the folder (see the module doc).
 
     Returns:
         A :class:`DerainSummary`.
@@ -207,7 +248,7 @@ def derain_folder(
     Raises:
         FileNotFoundError: ``source`` does not exist.
         FileExistsError: files are where outputs would go and neither ``overwrite`` nor ``skip_existing``.
-        ValueError: bad ``format``, or ``output_dir`` is or lies inside the input folder.
+        ValueError: bad ``format`` or ``shard``, or ``output_dir`` is or lies inside the input folder.
         PermissionError: ``output_dir`` cannot be created or written.
         OutputFullError: the disk filled up (the outputs written so far are whole).
     """
@@ -215,7 +256,7 @@ def derain_folder(
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"format must be one of {OUTPUT_FORMATS}, got {format!r}")
     source, output_dir = Path(source), Path(output_dir)
-    plan = plan_folder(source, output_dir, fmt)
+    plan = plan_folder(source, output_dir, fmt, parse_shard(shard))
     if not (overwrite or skip_existing):
         _refuse_existing(plan, output_dir)
     ensure_writable_folder(output_dir)
