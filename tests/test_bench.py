@@ -35,10 +35,27 @@ def test_quick_run_reports_ratios(quick):
     # The allocator's share and the code's share each have a row (every row in a fresh process).
     assert methods[:4] == ["eager (reference)", "eager + tuned allocator", "fast, default allocator", "fast"]
     assert ("fast bf16" in methods) == (bench.bf16_available() is None)
-    assert [row["method"] for row in results["folder"]] == list(bench.FOLDER_METHODS)
+    # The whole-process rows: one photo (no pipeline=false variant), a folder; bf16 only where it runs.
+    runs = [m for m in bench.FOLDER_METHODS if m != bench.BF16 or bench.bf16_available() is None]
+    one_photo = [m for m in runs if "pipeline=false" not in m]
+    assert [(row["task"], row["method"]) for row in results["folder"]] == [
+        *(("one photo, whole", m) for m in one_photo),
+        *(("folder, per photo", m) for m in runs),
+    ]
+    # The three ratios, each the matching row's against the plain script, or why it is missing.
+    targets = {t["row"]: t for t in results["targets"]}
+    assert list(targets) == ["one photo", "folder fp32", "folder bf16"]
+    folder = {(row["task"], row["method"]): row for row in results["folder"]}
+    assert targets["one photo"]["ratio"] == folder["one photo, whole", bench.DERAIN]["speedup_vs_eager"]
+    assert targets["folder fp32"]["ratio"] == folder["folder, per photo", bench.DERAIN]["speedup_vs_eager"]
+    if bench.bf16_available() is None:
+        assert targets["folder bf16"]["ratio"] == folder["folder, per photo", bench.BF16]["speedup_vs_eager"]
+    else:
+        assert targets["folder bf16"]["ratio"] is None
+        assert targets["folder bf16"]["not_measured"] == bench.bf16_available()
     assert sum(results["folder_stages"].values()) == pytest.approx(1.0)
     assert set(results["folder_stages"]) == {"decode", "derain", "encode and write"}
-    for rows in (results["inference"], results["folder"], results["training"]):
+    for rows in (results["inference"], results["folder"][: len(one_photo)], results["training"]):
         ref = rows[0]
         assert ref["speedup_vs_eager"] == pytest.approx(1.0)
         for row in rows:
@@ -63,6 +80,10 @@ def test_table_lists_every_row(quick):
     table = bench.format_table(results)
     assert table.count("×") >= len(results["inference"]) + len(results["training"])
     assert "1 threads" in table
+    assert results["environment"]["cpu"] in table and " ".join(results["environment"]["isa"]) in table
+    for target in results["targets"]:
+        shown = f"{target['ratio']:.2f}×" if target["ratio"] is not None else target["not_measured"]
+        assert f"{target['row']}" in table and shown in table
 
 
 def test_bad_arguments(capsys):

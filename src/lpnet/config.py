@@ -626,6 +626,8 @@ class BenchCommandConfig:
         threads: ``torch.set_num_threads`` of every measured process.
         repeats: timed calls per figure (None: 5, or 2 when quick).
         compile: add ``torch.compile`` rows (slow to compile).
+        targets_only: only the whole-process rows against the plain script (one photo, a folder in fp32
+            and in bf16) and their three ratios.
         output: also write the results to this JSON file.
     """
 
@@ -633,6 +635,7 @@ class BenchCommandConfig:
     threads: int = 2
     repeats: int | None = None
     compile: bool = False
+    targets_only: bool = False
     output: str | None = None
 
 
