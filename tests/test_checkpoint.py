@@ -128,3 +128,41 @@ def test_bundled_weights_are_named_lpnet_colon(tmp_path, monkeypatch):
     assert load_model("lpnet:heavy").config.recursions == 2
     with pytest.raises(FileNotFoundError, match=r"no bundled weights 'lpnet:nope'; lpnet ships: lpnet:heavy"):
         load_model("lpnet:nope")
+
+
+def test_a_deflated_giant_tensor_is_refused_before_anything_is_inflated(tmp_path):
+    """A valid checkpoint whose head weight is re-stored as a 400 MB run of zeros, zip-deflated to ~0.4 MB:
+    refused from the zip's directory in well under a second, its size named, nothing inflated."""
+    import subprocess
+    import sys
+    import zipfile
+
+    source = save_checkpoint(tmp_path / "valid.pt", LPNet())
+    crafted = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(crafted, "w", zipfile.ZIP_DEFLATED) as dst:
+        entries = src.infolist()
+        biggest = max((e for e in entries if "/data/" in e.filename), key=lambda e: e.file_size)
+        for entry in entries:
+            if entry.filename != biggest.filename:
+                dst.writestr(entry.filename, src.read(entry))
+        with dst.open(biggest.filename, "w", force_zip64=True) as sink:
+            block = bytes(2**24)
+            for _ in range(25):  # 400 MiB of zeros
+                sink.write(block)
+    assert crafted.stat().st_size < 2**21
+    code = (
+        "import resource, sys, time\n"
+        "from lpnet.checkpoint import read_checkpoint, CheckpointError\n"
+        "t = time.perf_counter()\n"
+        "try:\n    read_checkpoint(sys.argv[1])\nexcept CheckpointError as e:\n    print(e)\n"
+        "print(time.perf_counter() - t)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(crafted)], capture_output=True, text=True, check=True
+    )
+    message, seconds, peak_kib = done.stdout.strip().splitlines()
+    assert message.startswith(f"{crafted}: unpacks to 400 MiB, more than a checkpoint of any LPNet")
+    assert (
+        float(seconds) < 1.0 and int(peak_kib) < 600 * 1024
+    )  # torch itself is ~300 MB; 400 more if inflated

@@ -154,6 +154,17 @@ def test_inputs_sharing_a_stem_keep_their_whole_names(ckpt, tmp_path, capsys):
     assert "c.jpg" in err and "c.png" not in err.replace("c.png.png", "")
 
 
+def test_a_file_named_only_by_its_extension_is_derained_not_passed_over(ckpt, tmp_path, capsys):
+    """`.png` (Path.suffix sees a hidden file without an extension) is an image like any other."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in (".png", "a.png", ".JPG"):
+        Image.new("RGB", (20, 20), (90, 120, 200)).save(src / name, format="PNG")
+    assert derain(config(ckpt_path=ckpt, input=src, output=tmp_path / "out")) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".JPG.png", ".png.png", "a.png"]
+    assert "3 derained, 0 skipped, 0 failed" in capsys.readouterr().out
+
+
 def test_setup_errors(ckpt, inputs, tmp_path, capsys):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
@@ -201,3 +212,23 @@ def test_module_entry_point(ckpt, inputs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "rgb.png").is_file()
     assert list(cwd.iterdir()) == []  # no outputs/, .hydra/ or log files
+
+
+@pytest.mark.parametrize(
+    ("names", "fmt"),
+    [(["d" * 251 + ".png", "d" * 251 + ".jpg"], "png"), (["x" * 251 + ".png"], "tiff"),
+     (["é" * 125 + "a.png", "é" * 125 + "a.jpg"], "png")],
+)  # fmt: skip
+def test_names_at_the_file_system_limit_that_grow_are_cut_to_fit_and_stay_distinct(
+    ckpt, tmp_path, names, fmt
+):
+    """A clash (or a longer extension) would make a 256+ byte name: each input still gets its own output,
+    cut to 255 bytes with a hash of its whole name, no `File name too long`."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in names:
+        Image.new("RGB", (20, 20), (90, 120, 200)).save(src / name, format="PNG")
+    assert derain(config(ckpt_path=ckpt, input=src, output=tmp_path / "out", format=fmt)) == 0
+    written = sorted(os.listdir(tmp_path / "out"))
+    assert len(written) == len(names) and all(len(os.fsencode(n)) <= 255 for n in written)
+    assert all(n.endswith(f".{fmt}") for n in written)

@@ -309,7 +309,7 @@ def test_an_overflowing_network_writes_no_black_image(tmp_path, capsys):
     path = save_checkpoint(tmp_path / "overflow.pt", net)
     image(tmp_path / "in" / "a.png")
     status, lines, _ = derain(capsys, ckpt_path=path, input=tmp_path / "in", output=tmp_path / "out")
-    assert status == EXIT_PARTIAL
+    assert status == EXIT_ERROR  # its only input failed: nothing done
     assert any("a.png" in line and "NaN or infinite" in line for line in lines), lines
     assert not any((tmp_path / "out").glob("*.png"))
 
@@ -544,3 +544,17 @@ def test_several_pictures_in_one_file_are_refused_by_name(name, save, ckpt, tmp_
     failed = [line for line in lines if name in line]
     assert failed and "holds 3 pictures" in failed[0]
     assert sorted(p.name for p in out.iterdir()) == ["single.png"]  # a single-frame GIF is derained
+
+
+def test_the_max_pixels_refusal_estimates_the_memory_measured_in_the_readme(tmp_path):
+    """12000×12000: the README measures 1.65 GiB of peak memory; the refusal's estimate says so, not 1.1."""
+    from lpnet.io import ImageReadError, open_image
+
+    path = tmp_path / "huge.png"
+    Image.new("L", (12000, 12000)).save(path)  # a blank 8-bit image compresses to a small file
+    with pytest.raises(ImageReadError, match=r"huge.png: 12000×12000 .* about 1\.6\d GiB of memory"):
+        open_image(path, max_pixels=10_000_000)
+    for side, measured in ((8000, 1.18), (9400, 1.31), (12000, 1.65)):
+        from lpnet.io import derain_memory
+
+        assert abs(derain_memory(side * side) / 2**30 - measured) < 0.05

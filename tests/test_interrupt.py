@@ -97,3 +97,38 @@ def test_a_stopped_command_exits_with_143_and_says_how_to_resume(tmp_path, capsy
     assert stopped.value.code == 128 + signal.SIGTERM
     said = capsys.readouterr().err.strip()  # the run's overrides (if any) come between the two
     assert "resume with python -m lpnet.demo " in said and said.endswith(f"ckpt_path={last}")
+
+
+def test_ctrl_c_stops_a_derain_run_with_one_line_and_whole_outputs(tmp_path):
+    """Ctrl-C in a folder run: exit 130, one line (no traceback), every output written so far decodes."""
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(src / f"p{i:02d}.png")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "lpnet.derain", f"input={src}", f"output={out}", "progress=false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and any(out.glob("*.png"))) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no output appeared"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    lines = stderr.decode().strip().splitlines()
+    assert proc.returncode == 130, lines[-5:]
+    assert (
+        "Traceback" not in stderr.decode() and len(lines) == 1 and lines[0].startswith("interrupted (Ctrl-C)")
+    )
+    written = sorted(out.glob("*.png"))
+    assert 0 < len(written) < 60
+    for path in written:  # atomic writes: no half-written file under an output's name
+        with Image.open(path) as image:
+            image.load()

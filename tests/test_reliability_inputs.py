@@ -166,7 +166,8 @@ def test_derain_command_every_input(ckpt, tmp_path, capsys):
 def test_derain_single_bad_inputs(ckpt, tmp_path, capsys):
     src = tmp_path / "in"
     make_inputs(src, wide=8)
-    for name, status in (("truncated.png", 1), ("fifo.png", 1), ("broken-link.png", 2), ("one-pixel.png", 0)):
+    # nothing done (its only input failed): 2, as for a refused run
+    for name, status in (("truncated.png", 2), ("fifo.png", 2), ("broken-link.png", 2), ("one-pixel.png", 0)):
         assert derain(derain_config(ckpt_path=ckpt, input=src / name, output=tmp_path / "out")) == status
         err = capsys.readouterr().err
         assert "Traceback" not in err and (status == 0 or str(src / name) in err), (name, err)
@@ -198,7 +199,8 @@ def make_pairs(root: Path) -> dict[str, tuple[int, int] | str]:
         # The clean image is of the rainy one's kind: a grayscale or 16-bit pair scores like any other.
         kind = {"gray.png": rgb[..., 0], "gray16.png": rgb[..., 0].astype(np.uint16) * 257}.get(name, rgb)
         Image.fromarray(kind).save(clean)
-    # Pairs of two kinds are refused by name: colour against grayscale, 8-bit against 16-bit grayscale.
+    # Pairs of two kinds are refused by name: colour against grayscale, 8-bit against 16-bit grayscale, and
+    # 8-bit against 16-bit colour (which Pillow decodes to 8 bits: it would be scored truncated, unsaid).
     gray = _rgb(3)[..., 0]
     for name, rainy, clean in (
         ("colour-vs-gray.png", _rgb(3), gray),
@@ -207,7 +209,30 @@ def make_pairs(root: Path) -> dict[str, tuple[int, int] | str]:
         Image.fromarray(rainy).save(root / "rain" / name)
         Image.fromarray(clean).save(root / "norain" / name)
         expect[name] = "both images of a pair must be of one kind"
+    Image.fromarray(_rgb(4)).save(root / "rain" / "8-vs-16-bit-colour.png")
+    write_rgb16_png(root / "norain" / "8-vs-16-bit-colour.png", _rgb(4).astype(np.uint16) * 257)
+    expect["8-vs-16-bit-colour.png"] = "is 8-bit colour but"
     return expect
+
+
+def write_rgb16_png(path: Path, rgb: np.ndarray) -> None:
+    """A 16-bit RGB PNG (Pillow cannot write one): signature, IHDR (depth 16, colour type 2), IDAT, IEND."""
+    import struct
+    import zlib
+
+    height, width, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_paired_dataset_every_input(tmp_path):

@@ -382,3 +382,24 @@ def test_the_saved_plots_show_the_best_run(recursion_sweep: Path, tmp_path: Path
     assert gold > 50
     left, right = blue[:, : pixels.shape[1] // 2].sum(), blue[:, pixels.shape[1] // 2 :].sum()
     assert left > 100 and right > 100  # a line in each panel
+
+
+def test_non_finite_scores_are_left_out_with_a_note_and_never_best(tmp_path: Path, capsys):
+    """Issue 23: NaN/Infinity (or the string "NaN") in metrics.json stopped the report at the plots
+    (`Axis limits cannot be NaN or Inf`) or made another run best silently."""
+    sweep = tmp_path / "s"
+    for num, bad in enumerate([{"test/psnr_y": float("nan"), "val/psnr_y_best": float("inf")},
+                               {"test/psnr_y": "NaN", "val/psnr_y_best": "Infinity"}]):  # fmt: skip
+        run = make_run(sweep, num, [f"model.net.recursions={num + 1}"], net={"recursions": num + 1}, psnr=40.0)
+        summary = json.loads((run / "metrics.json").read_text())
+        summary["metrics"] |= bad
+        (run / "metrics.json").write_text(json.dumps(summary))  # json writes NaN and Infinity bare
+    make_run(sweep, 2, ["model.net.recursions=3"], net={"recursions": 3}, psnr=25.0)
+    assert run_cli(main, f"input={sweep}", f"output={tmp_path / 'r'}") == 0, capsys.readouterr().err
+    _, rows = table_from(sweep)
+    for row in rows[:2]:
+        assert "not finite numbers, left out" in row["note"] and "test/psnr_y" in row["note"]
+    assert best_row(rows)["run"] == rows[2]["run"]  # the one run with finite scores
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "not finite numbers" in report
+    assert_png(tmp_path / "r" / "psnr_by_model_net_recursions.png")

@@ -119,3 +119,37 @@ def test_output_is_read_back_by_the_datamodule(tmp_path):
     dm.setup("test")
     assert [dm.test_set[i]["key"] for i in range(3)] == ["rain-001", "rain-002", "rain-003"]
     assert torch.equal(dm.test_set[0]["rainy"], read_image(out / "rain" / "rain-001.png"))
+
+
+def test_a_set_cut_short_is_refused_by_readers_and_repaired_by_overwrite(tmp_path, monkeypatch, capsys):
+    """A full disk stops lpnet.synthesize after 5 images: the partial set is not scored as if whole (eval
+    refuses it by name, exit 2) and a rerun with overwrite=true takes it back as its own and completes it."""
+    import errno
+
+    import lpnet.synthesize as synth
+    from lpnet.eval import main as eval_main
+
+    out = tmp_path / "set"
+    real_write, calls = synth.write_image, []
+
+    def fills_up(path, image, *args, **kwargs):
+        calls.append(path)
+        if len(calls) > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, image, *args, **kwargs)
+
+    monkeypatch.setattr(synth, "write_image", fills_up)
+    settings = ("preset=light", f"output={out}", "count=6", "seed=5", "crop_size=32")
+    with pytest.raises(OSError, match="No space"):
+        synthesize(_cfg(*settings))
+    assert json.loads((out / "params.json").read_text())["complete"] is False
+    capsys.readouterr()
+    assert run_cli(eval_main, "ckpt_path=lpnet:light", f"data.root={out}", f"output={tmp_path / 'e'}") == 2
+    assert "cut short" in capsys.readouterr().err and not (tmp_path / "e" / "metrics.json").exists()
+
+    monkeypatch.setattr(synth, "write_image", real_write)
+    synthesize(_cfg(*settings, "overwrite=true"))  # its own partial set: removed and written again
+    meta = json.loads((out / "params.json").read_text())
+    assert meta["complete"] is True and len(meta["samples"]) == 6
+    assert len(list((out / "rain").iterdir())) == len(list((out / "norain").iterdir())) == 6
+    assert run_cli(eval_main, "ckpt_path=lpnet:light", f"data.root={out}", f"output={tmp_path / 'e'}") == 0

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+# Ctrl-C, as a shell reports a process ended by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
 CONFIG_PACKAGE = "lpnet.conf"
 # The order of a training config's sections in the printed tree; other keys follow in their own order.
 CONFIG_TREE_ORDER = (
@@ -57,14 +59,17 @@ class Outcome:
     Attributes:
         title: the summary's heading, e.g. ``"derained 12 images"``.
         facts: ``(label, value)`` lines: where the results are, scores, how to resume.
-        failed: one line per input that failed (each names the file); any makes the exit status 1.
+        failed: one line per input that failed (each names the file); any makes the exit status 1, or 2
+            when nothing else was done.
         value: what the command returns to Hydra's sweepers (train: the optimised metric).
+        nothing_done: no input was handled (every one failed): exit status 2, as for a refused run.
     """
 
     title: str
     facts: list[tuple[str, Any]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     value: Any = None
+    nothing_done: bool = False
 
     def render(self) -> str:
         width = max((len(label) for label, _ in self.facts), default=0)
@@ -327,7 +332,9 @@ def execute(run: Callable[[Any], Outcome], cfg: Any, *, reraise: bool = False) -
         return status, None
     print(outcome.render(), flush=True)
     to_log_file(outcome.render())
-    return (EXIT_PARTIAL if outcome.failed else EXIT_OK), outcome.value
+    if not outcome.failed:
+        return EXIT_OK, outcome.value
+    return (EXIT_ERROR if outcome.nothing_done else EXIT_PARTIAL), outcome.value
 
 
 def command(config_name: str, run: Callable[[Any], Outcome], show_config: bool = False) -> Callable[[], None]:
@@ -374,7 +381,15 @@ def command(config_name: str, run: Callable[[Any], Outcome], show_config: bool =
         )
         try:
             hydra_main(task)()
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:  # one line, not Python's traceback: every file written is whole (atomic)
+            print(
+                "interrupted (Ctrl-C): stopped; the files written so far are whole (derain: rerun with "
+                "skip_existing=true to go on; train: resume from checkpoints/last.ckpt)",
+                file=sys.stderr,
+                flush=True,
+            )
+            sys.exit(EXIT_INTERRUPTED)
+        except SystemExit:
             raise
         except Exception as err:  # composition errors, and a sweep's failed job at its end
             status = _report(err)

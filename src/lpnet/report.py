@@ -222,7 +222,17 @@ def load_run(run_dir: Path, label: str) -> Run:
         run.overrides = parse_overrides(lines if lines is not None else summary.get("overrides", []))
     except (OSError, yaml.YAMLError, OverrideParseException) as err:
         notes.append(f"unreadable .hydra/overrides.yaml: {err}")
-    run.metrics = {k: float(v) for k, v in summary.get("metrics", {}).items() if isinstance(v, int | float)}
+    run.metrics, unusable = {}, []
+    for key, value in summary.get("metrics", {}).items():
+        number = _finite(value)
+        if number is not None:
+            run.metrics[key] = number
+        elif value is not None or not key.rsplit("/", 1)[-1].startswith("input_"):
+            # lpnet writes a non-finite score as null; an input's null is a rain-free set's infinite PSNR
+            unusable.append(f"{key}={value!r}")
+    if unusable:
+        listed = ", ".join(unusable)
+        notes.append(f"scores that are not finite numbers, left out (so never the best): {listed}")
     run.steps = summary.get("global_step")
     run.wall_time_s = summary.get("wall_time_s")
     params, run.macs_per_pixel, why = _net_cost(run.config)
@@ -241,6 +251,17 @@ def load_run(run_dir: Path, label: str) -> Run:
         notes.append(f"resume with ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}")
     run.note = "; ".join(notes)
     return run
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float (a number, or a string of one), else None: NaN, ±inf, null, text."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def collect_runs(sweep_dirs: Sequence[Path]) -> list[Run]:

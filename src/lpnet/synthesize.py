@@ -1,7 +1,9 @@
 """Write a synthetic benchmark: ``python -m lpnet.synthesize preset=heavy output=DIR count=N seed=S``.
 
 The folder gets the Rain100L/H layout, ``DIR/rain/rain-001.png`` and ``DIR/norain/norain-001.png`` ..., and
-``DIR/params.json`` with every sample's drawn parameters, so the set can be regenerated and studied.
+``DIR/params.json`` with every sample's drawn parameters, so the set can be regenerated and studied. It is
+written first with ``"complete": false`` and rewritten whole at the end: a set cut short is refused by every
+reader (:func:`lpnet.data.layouts.find_pairs`) and removed by ``overwrite=true``.
 ``synthesize(cfg)`` is a plain function (tests call it); the command only wraps it.
 """
 
@@ -94,14 +96,21 @@ def synthesize(cfg: DictConfig) -> Path:
         clean_dir=cfg.clean_dir,
     )
     digits = max(3, len(str(count)))
+    names = [
+        {"rain": f"rain/rain-{i + 1:0{digits}d}.png", "norain": f"norain/norain-{i + 1:0{digits}d}.png"}
+        for i in range(count)
+    ]
+    # Written first, marked incomplete: a run cut short (a full disk, Ctrl-C) leaves a set that is still
+    # lpnet's own (overwrite=true removes it) and that no reader takes for a whole one (find_pairs refuses).
+    write_json(out / "params.json", {"complete": False, "samples": names}, sort_keys=False)
     records = []
     for index in tqdm(range(count), desc=f"{degrade.name} → {out}", unit="pair"):
         sample, params = pairs.sample_with_params(index)
-        stem = f"{index + 1:0{digits}d}"
-        write_image(out / "rain" / f"rain-{stem}.png", sample["rainy"])
-        write_image(out / "norain" / f"norain-{stem}.png", sample["clean"])
-        records.append({"rain": f"rain/rain-{stem}.png", "norain": f"norain/norain-{stem}.png", **params})
+        write_image(out / names[index]["rain"], sample["rainy"])
+        write_image(out / names[index]["norain"], sample["clean"])
+        records.append({**names[index], **params})
     meta = {
+        "complete": True,
         "degradation": degrade.name,
         "config": dataclasses.asdict(degrade.config),
         "split": pairs.split,

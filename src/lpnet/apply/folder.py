@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import os
 import re
 import sys
@@ -108,13 +109,30 @@ def _key(path: PurePath) -> str:
     return path.as_posix().casefold()
 
 
+# The longest file name (bytes) the file systems lpnet runs on accept (Linux, macOS: 255).
+NAME_MAX = 255
+
+
+def _fitted(relative: PurePath, base: str, fmt: str) -> PurePath:
+    """``base.fmt`` beside ``relative``; a name over :data:`NAME_MAX` bytes is cut and tagged with a hash of
+    the whole of ``base`` (``<cut>~<8 hex>.fmt``), so two long names stay two names."""
+    name = f"{base}.{fmt}"
+    if len(os.fsencode(name)) <= NAME_MAX:
+        return relative.with_name(name)
+    tag = "~" + hashlib.md5(os.fsencode(base)).hexdigest()[:8]
+    room = NAME_MAX - len(os.fsencode(f"{tag}.{fmt}"))
+    # Cut in bytes: a split character decodes to surrogate escapes, which encode back to the same bytes.
+    return relative.with_name(f"{os.fsdecode(os.fsencode(base)[:room])}{tag}.{fmt}")
+
+
 def output_names(relatives: list[PurePath], fmt: str) -> list[PurePath]:
     """Output names for inputs at ``relatives`` (paths relative to the input folder): never two alike.
 
     Each input takes the first free name of: its stem (``x.png``) unless another input's stem clashes with
     it, its whole name (``x.jpg.png``), then its whole name numbered (``x.jpg-2.png``, ``-3``, ...). A name
     is free when no output given so far, and no output folder, has it (case-blind); so the names are
-    distinct by construction, whatever the inputs are called.
+    distinct by construction, whatever the inputs are called. A name longer than the file system allows
+    is cut to fit, with a hash of the whole name (:func:`_fitted`).
 
     Args:
         relatives: the inputs' paths relative to the input folder (distinct).
@@ -123,17 +141,17 @@ def output_names(relatives: list[PurePath], fmt: str) -> list[PurePath]:
     Returns:
         One relative output path per input, in the same order.
     """
-    shorts = [r.with_name(f"{r.stem}.{fmt}") for r in relatives]
+    shorts = [_fitted(r, r.stem, fmt) for r in relatives]
     clashes = Counter(_key(s) for s in shorts)
     taken = {_key(parent) for r in relatives for parent in r.parents if parent != PurePath(".")}
     names: list[PurePath] = []
     for relative, short in zip(relatives, shorts):
         candidates = [short] if clashes[_key(short)] == 1 else []
-        candidates.append(relative.with_name(f"{relative.name}.{fmt}"))
+        candidates.append(_fitted(relative, relative.name, fmt))
         name = next((c for c in candidates if _key(c) not in taken), None)
         number = 2
         while name is None:
-            numbered = relative.with_name(f"{relative.name}-{number}.{fmt}")
+            numbered = _fitted(relative, f"{relative.name}-{number}", fmt)
             name = numbered if _key(numbered) not in taken else None
             number += 1
         taken.add(_key(name))
