@@ -12,6 +12,17 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # samples) and real-rain/ (real heavy-rain pairs and photos), both under one folder: LPNET_SHARED_DIR.
 DEFAULT_SHARED_DIR = PROJECT_ROOT.parent / "shared"
 
+# Hypothesis (tests/test_properties.py): few examples in the default suite, many under CI=true, derandomized
+# there so a failure reproduces; no example database in the repository.
+try:
+    from hypothesis import settings as _hypothesis
+
+    _hypothesis.register_profile("fast", max_examples=25, deadline=None, database=None)
+    _hypothesis.register_profile("deep", max_examples=300, deadline=None, database=None, derandomize=True)
+    _hypothesis.load_profile("deep" if os.environ.get("CI") in ("true", "1") else "fast")
+except ImportError:  # a checkout without the dev extra: test_properties.py reports the missing module
+    pass
+
 # No test touches the network: W&B stays off unless a test turns it on for itself (offline).
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
