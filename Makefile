@@ -15,8 +15,12 @@ DEMO_ARGS ?=
 OFFICIAL_DIR ?= ../shared/official-lpnet
 REAL_RAIN_DIR ?= ../shared/real-rain
 FIGURES := outputs/figures
-# make weights: the bundled models it retrains (lpnet:<name>, from conf/experiment/weights_<name>.yaml).
+# make weights: the bundled models it retrains (lpnet:<name>, from conf/experiment/weights_<name>.yaml),
+# validated (watched, never trained on) on the real sets when REAL_RAIN_DIR holds them (quoted: the shell
+# would expand {a,b}).
 WEIGHTS ?= heavy light mixed
+comma := ,
+REAL_VAL = $(if $(wildcard $(REAL_RAIN_DIR)/rain100l-val),'data.real_val={light:$(REAL_RAIN_DIR)/rain100l-val$(comma)heavy:$(REAL_RAIN_DIR)/rain100h-val}' 'data.clean_val={photos:$(REAL_RAIN_DIR)/rain100l-val/norain}')
 WEIGHTS_RUNS := outputs/weights
 # Re-encode a PNG that lpnet wrote as a JPEG (lpnet.io's quality): $(TO_JPEG) SOURCE.png TARGET.jpg
 TO_JPEG = $(PY) -c 'import sys; from lpnet.io import read_image, write_image; write_image(sys.argv[2], read_image(sys.argv[1]))'
@@ -60,24 +64,26 @@ demo: $(VENV)/.installed  ## train on synthetic heavy rain (~5 min on 2 CPU core
 bench: $(VENV)/.installed  ## inference/training benchmark with ratios against the eager reference
 	$(PY) -m lpnet.bench
 
-weights: $(VENV)/.installed  ## retrain the bundled weights lpnet:heavy, lpnet:light, lpnet:mixed from lpnet's synthetic rain only (20-30 min each on 2 CPU cores)
+weights: $(VENV)/.installed  ## retrain the bundled weights lpnet:heavy, lpnet:light, lpnet:mixed from lpnet's synthetic rain only (20-90 min each on 2 CPU cores)
 	@set -e; for name in $(WEIGHTS); do \
 	  run=$(WEIGHTS_RUNS)/$$name-$$(date +%Y%m%d-%H%M%S); \
-	  $(PY) -m lpnet.train experiment=weights_$$name hydra.run.dir=$$run; \
+	  $(PY) -m lpnet.train experiment=weights_$$name hydra.run.dir=$$run $(REAL_VAL); \
 	  $(PY) -m lpnet.convert source=$$run/checkpoints/last.ckpt output=src/lpnet/weights/$$name.pt overwrite=true; \
 	done
 
 notebooks: $(VENV)/.installed  ## re-run the notebooks and store their outputs (~1 min; synthetic rain and the bundled weights only)
 	$(PY) notebooks/execute.py
 
-figures: $(VENV)/.installed  ## regenerate the README's figures docs/*.jpg: the official light model and lpnet:heavy on real pairs (OFFICIAL_DIR, REAL_RAIN_DIR), then make demo (~6 min)
+figures: $(VENV)/.installed  ## regenerate the README's figures docs/*.jpg: the official light model on its samples (OFFICIAL_DIR), make demo, the default on real rain and real vs rendered rain (REAL_RAIN_DIR) (~8 min)
 	$(PY) -m lpnet.convert source=$(OFFICIAL_DIR)/weights/light_model output=$(FIGURES)/light.pt overwrite=true
 	$(PY) -m lpnet.eval ckpt_path=$(FIGURES)/light.pt data.root=$(OFFICIAL_DIR)/test output=$(FIGURES)/eval
-	$(PY) -m lpnet.eval ckpt_path=lpnet:heavy data.root=$(REAL_RAIN_DIR)/heavy-val output=$(FIGURES)/heavy_real
 	$(PY) -m lpnet.demo hydra.run.dir=$(FIGURES)/demo $(DEMO_ARGS)
 	$(TO_JPEG) $(FIGURES)/eval/before_after.png docs/official_light_samples.jpg
-	$(TO_JPEG) $(FIGURES)/heavy_real/before_after.png docs/lpnet_heavy_real_pairs.jpg
 	$(TO_JPEG) $(FIGURES)/demo/before_after.png docs/demo_heavy_synthetic.jpg
+	$(PY) docs/default_figure.py $(REAL_RAIN_DIR) $(FIGURES)/default.png
+	$(TO_JPEG) $(FIGURES)/default.png docs/default_real_rain.jpg
+	$(PY) docs/rain_figure.py $(REAL_RAIN_DIR) $(FIGURES)/rain.png
+	$(TO_JPEG) $(FIGURES)/rain.png docs/rain_real_vs_rendered.jpg
 
 clean:  ## remove the virtual environment, caches and run outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun wandb lightning_logs build dist src/*.egg-info

@@ -166,31 +166,55 @@ def test_ddp_two_cpu_processes(tiny_benchmark, tmp_path):
     assert "test/psnr_y" in summary["metrics"]
 
 
-def test_real_pairs_are_validated_beside_the_main_set_and_never_trained_on(tiny_benchmark, tmp_path):
-    """data.real_val_dir: scored at every validation as val_real/*, with its own best; not a training set."""
+def test_real_pairs_are_validated_beside_the_main_set_and_never_trained_on(tiny_benchmark, tmp_path, capsys):
+    """data.real_val_dir, data.real_val and data.clean_val: each set scored at every validation under its own
+    name with its own best (CSV log, metrics.json, the end-of-run summary); none is a training set. A
+    rain-free set is scored against itself: its rainy input is the clean photo (infinite PSNR)."""
     from conftest import write_pair_tree
 
     real = write_pair_tree(tmp_path / "real", count=2, size=(36, 44), seed=7)
+    light = write_pair_tree(tmp_path / "light", count=3, size=(36, 44), seed=8)
     out = tmp_path / "run"
-    cfg = small_run(tiny_benchmark, out, f"data.real_val_dir={real}")
+    cfg = small_run(
+        tiny_benchmark, out, f"data.real_val_dir={real}", f"data.real_val={{light:{light}}}",
+        f"data.clean_val={{photos:{light / 'norain'}}}",
+    )  # fmt: skip
     summary = train(cfg)
     metrics = summary["metrics"]
-    for key in (
-        "val/psnr_y",
-        "val_real/psnr_y",
-        "val_real/ssim_y",
-        "val_real/input_psnr_y",
-        "val_real/psnr_y_best",
-    ):
-        assert isinstance(metrics[key], float), key
-    assert metrics["val_real/psnr_y"] != metrics["val/psnr_y"]  # two sets, two scores
-    logged = (out / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert "val_real/psnr_y" in logged and not any("dataloader_idx" in column for column in logged)
+    for stage in ("val_real", "val_real_light", "val_clean_photos"):
+        for score in ("psnr_y", "ssim_y", "input_psnr_y", "psnr_y_best"):
+            assert isinstance(metrics[f"{stage}/{score}"], float), f"{stage}/{score}"
+    assert metrics["val_real/psnr_y"] != metrics["val/psnr_y"] != metrics["val_real_light/psnr_y"]
+    # The rain-free photos are their own targets: the input is perfect, the network's output is not.
+    assert metrics["val_clean_photos/input_psnr_y"] == float("inf") > metrics["val_clean_photos/psnr_y"]
+    assert metrics["val_clean_photos/input_ssim_y"] == pytest.approx(1.0)
+    with (out / "csv" / "metrics.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    logged = list(rows[0])
+    assert {"val_real/psnr_y", "val_real_light/psnr_y_best", "val_clean_photos/psnr_y"} <= set(logged)
+    assert not any("dataloader_idx" in column for column in logged)
+    last = [float(r["val_real_light/psnr_y"]) for r in rows if r["val_real_light/psnr_y"]][-1]
+    assert last == pytest.approx(metrics["val_real_light/psnr_y"], rel=1e-5)
     # The real pairs were read by validation only: the training stream draws from the benchmark's pairs.
     dm = instantiate(cfg.data)
     dm.setup("fit")
     assert {str(p.rainy.parent.parent) for p in dm.train_set.pairs} == {str(tiny_benchmark / "train")}
-    assert len(dm.real_val_set) == 2 and dm.real_val_set[0]["stage"] == "val_real"
+    sets = dm.extra_val_sets
+    assert {name: len(s) for name, s in sets.items()} == {
+        "val_real": 2,
+        "val_real_light": 3,
+        "val_clean_photos": 3,
+    }
+    assert sets["val_clean_photos"][0]["stage"] == "val_clean_photos"
+    assert torch.equal(sets["val_clean_photos"][0]["rainy"], sets["val_clean_photos"][0]["clean"])
+
+
+def test_a_rain_free_validation_folder_without_images_is_refused_by_name(tiny_benchmark, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    dm = instantiate(small_run(tiny_benchmark, tmp_path / "run", f"data.clean_val={{photos:{empty}}}").data)
+    with pytest.raises(ValueError, match=f"(?s){empty}: does not fit layout 'rain_free'.*no images at all"):
+        dm.setup("fit")
 
 
 def test_short_runs_log_their_training_losses(tiny_benchmark, tmp_path):
@@ -234,3 +258,19 @@ def test_logger_none_trains(tiny_benchmark, tmp_path):
     """logger=none: no learning-rate monitor either (it needs a logger), and the run completes."""
     summary = train(small_run(tiny_benchmark, tmp_path / "run", "logger=none"))
     assert summary["global_step"] == 4 and not (tmp_path / "run" / "csv").exists()
+
+
+@pytest.mark.parametrize("value", ["5", "[a,b]", "{light:[1,2]}"])
+def test_a_validation_set_mapping_of_the_wrong_shape_is_one_line_naming_it(
+    tiny_benchmark, tmp_path, value, capsys
+):
+    status = run_cli(
+        train_main,
+        f"data.root={tiny_benchmark}",
+        *SMALL,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        f"data.real_val={value}",
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1
+    assert err[0].startswith("error: data.real_val must map set names to folders")

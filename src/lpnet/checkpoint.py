@@ -9,17 +9,26 @@ hold the same plain ``net`` dict and the network's weights sit under the ``net.`
 
 Every loader goes through one gate (:func:`read_checkpoint`) before anything is built: the architecture
 must lie within :class:`~lpnet.config.LPNetConfig`'s bounds and cost less than :data:`MAX_PARAMS`
-parameters and :data:`MAX_BYTES_PER_MEGAPIXEL` of inference memory (computed on the meta device, so a
+parameters and :data:`MAX_BYTES_PER_MEGAPIXEL` of inference memory (costed from a weightless blueprint, so a
 46 KB file that claims a 16,000-wide subnet allocates nothing), and every tensor must be a finite float.
 A refusal names the file and the offending field.
+
+A *router* (:class:`~lpnet.models.router.RainRouter`, the adaptive default ``lpnet:auto``) is a small JSON
+file that names its expert checkpoints, the probe and the thresholds:
+``{"format": "lpnet-router", "experts": {"light": "lpnet:light", ...}, "probe": "heavy",``
+``"thresholds": [...]}``
+(relative expert paths are read from the file's folder). :func:`load_network` loads either kind; the
+functions that need one network (:func:`load_model`, :func:`read_checkpoint`) refuse a router by name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +38,17 @@ from lpnet.config import LPNetConfig, from_dict, plain
 from lpnet.files import write_bytes
 from lpnet.models.complexity import architecture_cost
 from lpnet.models.lpnet import LPNet
+from lpnet.models.router import RainRouter
 
 FORMAT = "lpnet"
 VERSION = 1
+ROUTER_FORMAT = "lpnet-router"
+ROUTER_SUFFIX = ".json"
 LIGHTNING_PREFIX = "net."
 # 1,000× the official model's parameters (7,548) and far beyond any published LPNet variant.
 MAX_PARAMS = 10_000_000
+# A checkpoint's unpacked contents: MAX_PARAMS float64 weights with Adam's two moments and a spare copy.
+MAX_UNPACKED_BYTES = 4 * 8 * MAX_PARAMS
 # What a laptop can give one megapixel of float32 inference.
 MAX_BYTES_PER_MEGAPIXEL = 8 * 2**30
 
@@ -50,8 +64,9 @@ class CheckpointError(ValueError):
 
 
 def bundled_weights() -> dict[str, Path]:
-    """``{name: file}`` of the weights shipped in the package, loadable as ``lpnet:<name>``."""
-    return {p.stem: p for p in sorted(WEIGHTS_FOLDER.glob("*.pt"))}
+    """``{name: file}`` of the weights shipped in the package (networks and routers), as ``lpnet:<name>``."""
+    files = [*WEIGHTS_FOLDER.glob("*.pt"), *WEIGHTS_FOLDER.glob(f"*{ROUTER_SUFFIX}")]
+    return {p.stem: p for p in sorted(files)}
 
 
 def checkpoint_file(path: str | os.PathLike) -> Path:
@@ -104,6 +119,13 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[LPNetConfig, dict[str, tor
     path = checkpoint_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.suffix == ROUTER_SUFFIX:
+        experts = ", ".join(_router_spec(path)["experts"].values())
+        raise CheckpointError(
+            f"{path}: a router that picks one of several networks per image ({experts}), not one network: "
+            "name one of them here, or derain with it (lpnet.Derainer, python -m lpnet.derain)"
+        )
+    _check_unpacked_size(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error below says it
@@ -137,6 +159,23 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[LPNetConfig, dict[str, tor
     config = _checked_config(path, raw_config, where)
     _check_state(path, state)
     return config, state, dict(meta) if isinstance(meta, dict) else {}
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse a checkpoint whose contents unpack to more than any allowed LPNet's checkpoint, before
+    ``torch.load`` inflates a single byte: a zip entry can deflate gigabytes of zeros into kilobytes."""
+    if not zipfile.is_zipfile(path):
+        return  # torch.load's own error names it below
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(f"{path}: not an lpnet checkpoint: damaged zip ({_first_line(err)})") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise CheckpointError(
+            f"{path}: unpacks to {unpacked / 2**20:,.0f} MiB, more than a checkpoint of any LPNet within "
+            f"lpnet's limits ({MAX_UNPACKED_BYTES / 2**20:,.0f} MiB); not loaded"
+        )
 
 
 def _first_line(err: BaseException) -> str:
@@ -218,3 +257,53 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
             f"{config.recursions} recursions): {' '.join(line.strip() for line in first[:2])}"
         ) from None
     return net.to(map_location).eval()
+
+
+def _router_spec(path: Path) -> dict[str, Any]:
+    """The checked contents of a router file (see the module doc)."""
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: not a readable router file ({_first_line(err)})") from None
+    if not isinstance(spec, dict) or spec.get("format") != ROUTER_FORMAT:
+        raise CheckpointError(f"{path}: not an lpnet router (expected 'format': '{ROUTER_FORMAT}')")
+    experts, probe, thresholds = spec.get("experts"), spec.get("probe"), spec.get("thresholds")
+    if not isinstance(experts, dict) or not experts or not all(isinstance(v, str) for v in experts.values()):
+        raise CheckpointError(f"{path}: 'experts' must map names to checkpoint paths")
+    if not isinstance(thresholds, list) or not all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds
+    ):
+        raise CheckpointError(f"{path}: 'thresholds' must be a list of numbers")
+    if not isinstance(probe, str):
+        raise CheckpointError(f"{path}: 'probe' must name one of the experts {list(experts)}")
+    return spec
+
+
+def load_router(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> RainRouter:
+    """Build the :class:`~lpnet.models.router.RainRouter` a router file describes, its experts loaded.
+
+    Raises:
+        FileNotFoundError: no such file, or an expert's checkpoint is missing.
+        CheckpointError: a bad router file or expert checkpoint; the message names the file.
+    """
+    file = checkpoint_file(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {file}")
+    spec = _router_spec(file)
+
+    def resolve(ref: str) -> str:
+        return ref if ref.startswith(BUNDLED_PREFIX) else os.fspath(file.parent / ref)
+
+    experts = {name: load_model(resolve(ref), map_location) for name, ref in spec["experts"].items()}
+    try:
+        router = RainRouter(experts, spec["probe"], spec["thresholds"], **spec.get("options", {}))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{file}: {err}") from None
+    return router.to(map_location).eval()
+
+
+def load_network(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> LPNet | RainRouter:
+    """The LPNet a checkpoint holds, or the RainRouter a router file describes (both in eval mode)."""
+    if checkpoint_file(path).suffix == ROUTER_SUFFIX:
+        return load_router(path, map_location)
+    return load_model(path, map_location)

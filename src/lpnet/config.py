@@ -14,6 +14,7 @@ This module imports nothing heavier than the standard library: ``import lpnet`` 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -325,6 +326,10 @@ class LoaderConfig:
         seed: seeds the training stream (sample n is a pure function of (seed, n)).
         real_val_dir: a folder of real rainy/clean pairs (any layout) scored at every validation beside
             the main set, logged as ``val_real/<score>``; never trained on.
+        real_val: more such folders by name, e.g. ``{light: DIR, heavy: DIR}``, each logged as
+            ``val_real_<name>/<score>`` with its own best.
+        clean_val: folders of rain-free photos by name, each photo scored against itself (does the model
+            leave a photo without rain alone?), logged as ``val_clean_<name>/<score>``.
     """
 
     crop_size: int = 80
@@ -332,6 +337,8 @@ class LoaderConfig:
     num_workers: int = 2
     seed: int = 0
     real_val_dir: str | None = None
+    real_val: Any = None  # a mapping; Any so that `data.real_val={...}` replaces None (omegaconf)
+    clean_val: Any = None
 
     def __post_init__(self) -> None:
         for name, low in (("crop_size", 1), ("batch_size", 1), ("num_workers", 0)):
@@ -339,6 +346,18 @@ class LoaderConfig:
             _require(
                 isinstance(value, int) and not isinstance(value, bool) and value >= low,
                 f"data.{name} must be an int >= {low}, got {value!r}",
+            )
+        for name in ("real_val", "clean_val"):
+            value = getattr(self, name)
+            _require(
+                value is None
+                or (
+                    isinstance(value, Mapping)
+                    and all(
+                        isinstance(k, str) and isinstance(v, (str, os.PathLike)) for k, v in value.items()
+                    )
+                ),
+                f"data.{name} must map set names to folders, e.g. data.{name}={{light: DIR}}, got {value!r}",
             )
 
 
@@ -373,7 +392,7 @@ class SyntheticDataConfig(LoaderConfig):
     eval_crop_size: int | None = None
     scale: list[float] = field(default_factory=lambda: list(TRAIN_PHOTO_SCALE))
     jitter: Any = "default"
-    photos: dict[str, list[str]] | None = None
+    photos: Any = None  # a mapping; Any so that `data.photos={...}` replaces None (omegaconf)
 
 
 # What the synthetic fallback of a missing benchmark takes (listed, so data.synthetic.clean_dir=... works).
@@ -471,9 +490,10 @@ class DerainCommandConfig(DerainConfig):
 
     Attributes:
         ckpt_path: an lpnet checkpoint (``lpnet.convert``, ``save_checkpoint``), a training ``.ckpt``, or
-            ``lpnet:<name>`` for weights bundled with the package; by default ``lpnet:mixed``, lpnet's own
-            model of rain of every strength (``lpnet:heavy``, ``lpnet:light``: the specialists; scores of
-            all three on real rain in docs/results.md).
+            ``lpnet:<name>`` for weights bundled with the package, or a router file; by default
+            ``lpnet:auto``, lpnet's own adaptive model: per image, ``lpnet:light`` for drizzle and rain-free
+            photos, ``lpnet:mixed`` for downpours, chosen by a rain-strength estimate (scores on real rain
+            in docs/results.md).
         input: an image file, or a folder searched recursively.
         output: the output folder (created; not the input folder or inside it).
         format: ``png``, ``tif`` or ``tiff`` (lossless; keep alpha and grayscale).
@@ -490,7 +510,7 @@ class DerainCommandConfig(DerainConfig):
             hydra/launcher=joblib`` runs four in parallel. None: the whole folder.
     """
 
-    ckpt_path: str = "lpnet:mixed"
+    ckpt_path: str = "lpnet:auto"
     input: str = MISSING
     output: str = MISSING
     format: str = "png"
@@ -527,7 +547,9 @@ class EvalCommandConfig(DerainConfig):
         task_name: names the run directory, ``outputs/<task_name>/<time>/``.
         output: where the results go; None = the run directory (``hydra.run.dir``).
         ckpt_path: converted official weights or a training checkpoint.
-        data: the pairs.
+        data: the pairs (``data.layout=rain_free``: rain-free photos, each its own target). A pair whose
+            images differ in kind (colour against grayscale, 8- against 16-bit, 16-bit colour included,
+            which Pillow reads at 8 bits) is refused by name, never scored truncated.
         save_outputs: also write every derained image to ``<run dir>/outputs/<key>.png``.
         grid: the before/after picture.
         metrics: the scoring protocol.

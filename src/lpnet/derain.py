@@ -1,7 +1,7 @@
 """Derain images and folders: ``python -m lpnet.derain input=FILE_OR_DIR output=DIR [ckpt_path=CKPT]``.
 
-Without ``ckpt_path`` the bundled ``lpnet:mixed`` weights derain (lpnet's own, trained on synthetic rain of
-every strength).
+Without ``ckpt_path`` the bundled adaptive default ``lpnet:auto`` derains: lpnet's own weights, per image
+``lpnet:light`` or ``lpnet:mixed`` by the rain it sees (:mod:`lpnet.models.router`).
 
 Every image below ``input`` (or the single ``input`` file) is written to ``output`` with its relative path
 and stem kept, as ``<stem>.png`` (``<name>.png``, e.g. ``x.jpg.png``, where two inputs share a stem, so
@@ -53,7 +53,9 @@ def run(cfg: DictConfig) -> Outcome:
     if cfg.shard is not None:
         facts.append(("shard", f"{cfg.shard} (the other shards write the rest)"))
     facts += [("skipped", reason) for _, reason in summary.skipped]
-    return Outcome(f"lpnet derain: {summary}", facts, failed=[reason for _, reason in summary.failed])
+    failed = [reason for _, reason in summary.failed]
+    nothing_done = not (summary.written or summary.skipped)
+    return Outcome(f"lpnet derain: {summary}", facts, failed=failed, nothing_done=nothing_done)
 
 
 main = command("derain", run)

@@ -251,7 +251,11 @@ def run(cfg: DictConfig) -> Outcome:
         facts.append(("best checkpoint", summary["best_checkpoint"]))
     if last.is_file():
         facts.append(("last checkpoint", last))
-    for key in ("val/psnr_y_best", "test/psnr_y", "test/ssim_y", "test/input_psnr_y", "test/input_ssim_y"):
+    # Every validation set's best (the main one first, then the real-rain and rain-free ones), then test.
+    bests = sorted(
+        (k for k in metrics if k.endswith("/psnr_y_best")), key=lambda k: (k != "val/psnr_y_best", k)
+    )
+    for key in (*bests, "test/psnr_y", "test/ssim_y", "test/input_psnr_y", "test/input_ssim_y"):
         if metrics.get(key) is not None:
             facts.append((key, f"{metrics[key]:.4f}"))
     facts += [("steps", summary["global_step"]), ("wall time", f"{summary['wall_time_s']:.0f} s")]

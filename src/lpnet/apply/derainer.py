@@ -8,21 +8,24 @@ files go through :mod:`lpnet.apply.folder`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
 from lpnet.apply.folder import DerainSummary, derain_folder
 from lpnet.apply.tiling import Tile, check_tiling, derain_tiled, plan_tiles, run_tiles
-from lpnet.checkpoint import load_model
+from lpnet.checkpoint import load_network
 from lpnet.config import DerainCommandConfig, DerainConfig
 from lpnet.io import OutputImage, SourceImage, decode_pil, open_image, rgb_to_luma
 from lpnet.models.complexity import receptive_field_radius
 from lpnet.models.fast import bf16_unsupported, optimize_for_inference
 from lpnet.models.lpnet import LPNet
+from lpnet.models.router import RainRouter, preview_factor
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
@@ -55,8 +58,10 @@ class Derainer:
     """Derain tensors, Pillow images, numpy arrays, image files and folders with one LPNet.
 
     Args:
-        checkpoint_or_net: a checkpoint path (read with :func:`lpnet.load_model`, ``weights_only``) or an
-            :class:`~lpnet.models.lpnet.LPNet` (moved to ``device`` and put in eval mode).
+        checkpoint_or_net: a checkpoint path (read with :func:`lpnet.checkpoint.load_network`,
+            ``weights_only``), an :class:`~lpnet.models.lpnet.LPNet` or a
+            :class:`~lpnet.models.router.RainRouter` (moved to ``device`` and put in eval mode). A router
+            (``lpnet:auto``, the default) derains each image with the expert its rain strength chooses.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch.device.
         tile: output pixels kept per tile side (see :func:`derain_tiled`); images up to about
             ``tile + 2 overlap`` per side run whole.
@@ -96,18 +101,31 @@ class Derainer:
         precision: str = DerainConfig.precision,
     ) -> None:
         check_tiling(tile, overlap, batch_size)
+        if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels < 1):
+            # Checked here, not per image: a limit no image can meet would fail every file of a folder.
+            raise ValueError(
+                f"max_pixels must be a positive number of pixels or null (Pillow's limit), got {max_pixels!r}"
+            )
         self.device = resolve_device(device)
         refusal = bf16_unsupported(self.device) if precision == "bf16" else None
         if refusal:
             raise ValueError(refusal)
-        if isinstance(checkpoint_or_net, LPNet):
-            self.net = checkpoint_or_net.to(self.device).eval()
+        if isinstance(checkpoint_or_net, (LPNet, RainRouter)):
+            model = checkpoint_or_net.to(self.device).eval()
         elif isinstance(checkpoint_or_net, (str, os.PathLike)):
-            self.net = load_model(checkpoint_or_net, map_location=self.device)
+            model = load_network(checkpoint_or_net, map_location=self.device)
         else:
             raise TypeError(
-                f"Derainer needs a checkpoint path or an LPNet, got {type(checkpoint_or_net).__name__}"
+                "Derainer needs a checkpoint path, an LPNet or a RainRouter, "
+                f"got {type(checkpoint_or_net).__name__}"
             )
+        self.router = model if isinstance(model, RainRouter) else None
+        experts = dict(model.experts) if self.router else {"net": model}
+        # Tiles are planned once for every expert, so they must share one architecture.
+        self.net = next(iter(experts.values()))
+        for name, net in experts.items():
+            if net.config != self.net.config:
+                raise ValueError(f"the router's experts differ in architecture ({name}: {net.extra_repr()})")
         self.tile = tile
         self.overlap = receptive_field_radius(self.net) if overlap is None else overlap
         self.batch_size = batch_size
@@ -116,14 +134,39 @@ class Derainer:
         # process's allocator: lpnet.allocator) and hands other devices and dtypes to LPNet.forward itself
         # (lpnet.models.fast; `python -m lpnet.bench`).
         self.precision = precision
-        self.fast = optimize_for_inference(self.net, precision=precision)
+        self.experts = {
+            name: (net, optimize_for_inference(net, precision=precision)) for name, net in experts.items()
+        }
+        # What the last image was derained with: the expert's name for a router, else "net".
+        self.last_expert = "net"
 
     def __repr__(self) -> str:
         return (
             f"Derainer(device={self.device}, precision={self.precision}, tile={self.tile}, "
-            f"overlap={self.overlap}, "
-            f"batch_size={self.batch_size}, net={self.net.extra_repr()})"
+            f"overlap={self.overlap}, batch_size={self.batch_size}, "
+            f"net={(self.router or self.net).extra_repr()})"
         )
+
+    def _expert(self, preview: Callable[[], Tensor]):
+        """The (net, fast path) for one image: the router's choice from its ``preview()``, or the one net."""
+        if self.router is None:
+            return self.experts["net"]
+        probe = self.experts[self.router.probe][1]
+        strength = self.router.strength(preview()[None].to(self.device), probe.derain)
+        self.last_expert = self.router.choose(strength)[0]
+        return self.experts[self.last_expert]
+
+    def _source_preview(self, source: SourceImage) -> Tensor:
+        """The router's preview of a decoded image, box-downscaled strip by strip (never whole in float)."""
+        k = preview_factor(source.height, source.width, self.router.preview_side)
+        if k == 1:
+            return source.rgb()
+        rows = k * max(1, 2**20 // (k * source.width))
+        strips = [
+            F.avg_pool2d(source.window(top, 0, min(rows, source.height - top), source.width)[None], k)[0]
+            for top in range(0, source.height - source.height % k, rows)
+        ]
+        return torch.cat(strips, dim=1)
 
     def derain_tensor(self, x: Tensor) -> Tensor:
         """``(3, H, W)`` or ``(B, 3, H, W)`` float in [0, 1] → derained, same shape, clipped to [0, 1].
@@ -138,7 +181,11 @@ class Derainer:
         if x.dim() not in (3, 4) or x.shape[-3] != 3:
             raise ValueError(f"expected a (3, H, W) or (B, 3, H, W) tensor, got {tuple(x.shape)}")
         batch = x if x.dim() == 4 else x[None]
-        y = derain_tiled(self.net, batch, self.tile, self.overlap, self.batch_size, self.fast.derain)
+        parts = []
+        for image in batch.split(1) if self.router else [batch]:
+            net, fast = self._expert(lambda image=image: self.router.preview(image)[0])
+            parts.append(derain_tiled(net, image, self.tile, self.overlap, self.batch_size, fast.derain))
+        y = torch.cat(parts)
         if not torch.isfinite(y).all():
             raise ValueError(_non_finite(x))
         y = y.clamp_(0, 1)
@@ -165,8 +212,9 @@ class Derainer:
                 raise ValueError(_non_finite(source.name))
             out.put(t.rows.keep_start, t.cols.keep_start, y)
 
-        plan = plan_tiles(self.net, source.height, source.width, self.tile, self.overlap)
-        run_tiles(self.net, plan, read, write, self.batch_size, self.fast.derain)
+        net, fast = self._expert(lambda: self._source_preview(source))
+        plan = plan_tiles(net, source.height, source.width, self.tile, self.overlap)
+        run_tiles(net, plan, read, write, self.batch_size, fast.derain)
         return out
 
     def __call__(self, image: Tensor | Image.Image | np.ndarray | str | os.PathLike):

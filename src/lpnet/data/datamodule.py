@@ -47,8 +47,10 @@ Put a benchmark there (or set data.root / LPNET_DATA_DIR), with one folder per s
 or train on synthetic rain (data=synthetic). See the layout table in lpnet/data/layouts.py."""
 
 
-# The stage name of the real-rain validation set: its scores are logged as val_real/<score>.
+# The stage name of the real-rain validation set: its scores are logged as val_real/<score>; the named
+# sets of data.real_val and data.clean_val as val_real_<name>/<score> and val_clean_<name>/<score>.
 REAL_VAL_STAGE = "val_real"
+CLEAN_VAL_STAGE = "val_clean"
 
 
 class StageTagged(Dataset):
@@ -101,8 +103,17 @@ class RainDataModule(L.LightningDataModule):
         self.train_set: SampleSource | None = train_source
         self.val_set: Dataset | None = val_source
         self.test_set: Dataset | None = test_source
-        self.real_val_dir = config.real_val_dir
-        self.real_val_set: Dataset | None = None
+        # Real-rain and rain-free validation sets by stage name: scored beside the main one, never trained on
+        self.extra_val_dirs: dict[str, tuple[Path, bool]] = {
+            f"{REAL_VAL_STAGE}_{name}": (Path(folder).expanduser(), False)
+            for name, folder in (config.real_val or {}).items()
+        } | {
+            f"{CLEAN_VAL_STAGE}_{name}": (Path(folder).expanduser(), True)
+            for name, folder in (config.clean_val or {}).items()
+        }
+        if config.real_val_dir is not None:
+            self.extra_val_dirs[REAL_VAL_STAGE] = (Path(config.real_val_dir).expanduser(), False)
+        self.extra_val_sets: dict[str, Dataset] = {}
 
     # -- pairs -------------------------------------------------------------------------------------
 
@@ -160,10 +171,10 @@ class RainDataModule(L.LightningDataModule):
             self.train_set = PairedImageDataset(train_pairs, self.crop_size, self.flips, self.cache)
         if stage in ("fit", "validate", None) and self.val_set is None and self.dirs["val"] is not None:
             self.val_set = PairedImageDataset(self.pairs("val"), cache=self.cache)
-        if stage in ("fit", "validate", None) and self.real_val_set is None and self.real_val_dir is not None:
-            # Real rainy/clean pairs scored beside the main validation set (never trained on).
-            pairs = find_pairs(Path(self.real_val_dir).expanduser(), "auto")
-            self.real_val_set = StageTagged(PairedImageDataset(pairs, cache=True), REAL_VAL_STAGE)
+        if stage in ("fit", "validate", None) and not self.extra_val_sets:
+            for name, (folder, rain_free) in self.extra_val_dirs.items():
+                pairs = find_pairs(folder, "rain_free" if rain_free else "auto")
+                self.extra_val_sets[name] = StageTagged(PairedImageDataset(pairs, cache=True), name)
         if stage in ("test", None) and self.test_set is None:
             test_pairs = self.pairs("test")
             if test_pairs is None and stage == "test":
@@ -190,7 +201,8 @@ class RainDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader | list:
-        loaders = [self._eval_loader(s) for s in (self.val_set, self.real_val_set) if s is not None]
+        sets = [self.val_set, *self.extra_val_sets.values()]
+        loaders = [self._eval_loader(s) for s in sets if s is not None]
         return loaders[0] if len(loaders) == 1 else loaders
 
     def test_dataloader(self) -> DataLoader | list:

@@ -39,6 +39,7 @@ Conventions shared by every layout:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -252,6 +253,30 @@ class SideBySideLayout(Layout):
         return sorted(pairs, key=lambda p: natural_key(p.key))
 
 
+@dataclass(frozen=True)
+class RainFreeLayout(Layout):
+    """Rain-free photos, each its own target: how much a model changes a photo with no rain (no harm).
+
+    Never detected (a folder of photos fits ``side_by_side`` too): name it, ``layout=rain_free``.
+    """
+
+    name: str = "rain_free"
+    structure: str = "{x}: rain-free photos, each scored against itself (named explicitly, never detected)"
+
+    def detect(self, root: Path) -> bool:
+        return False
+
+    def pairs(self, root: Path) -> list[Pair]:
+        root = Path(root)
+        pairs = [Pair(rainy=p, clean=p, key=p.stem) for p in (_images(root) if root.is_dir() else [])]
+        problems = _duplicate_keys(pairs, root) or ([] if pairs else ["no images at all"])
+        if problems:
+            raise LayoutError(
+                f"{root}: does not fit layout 'rain_free' ({self.structure}).\n  " + problems[0]
+            )
+        return sorted(pairs, key=lambda p: natural_key(p.key))
+
+
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
     for layout in (
@@ -299,6 +324,7 @@ LAYOUTS: dict[str, Layout] = {
         ),
         SideBySideLayout(),
         MatchedLayout("rain13k", "input/{x} ↔ target/{x} (same stem)", "input", "target", _stem, _stem),
+        RainFreeLayout(),
     )
 }
 _FALLBACK = "side_by_side"
@@ -345,6 +371,23 @@ def detect_layout(root: str | Path) -> str:
     raise LayoutError(f"{root}: {what}.\n  " + "\n  ".join(lines))
 
 
+def _refuse_a_set_cut_short(root: Path) -> None:
+    """A folder that ``lpnet.synthesize`` began but did not finish (its ``params.json`` says
+    ``"complete": false``) is not a set: refuse it rather than score or train on part of it."""
+    record = root / "params.json"
+    if not record.is_file():
+        return
+    try:
+        complete = json.loads(record.read_text()).get("complete", True)
+    except (OSError, ValueError, AttributeError):
+        return  # not lpnet's record: the folder is judged by its images alone
+    if complete is False:
+        raise LayoutError(
+            f"{root}: an lpnet.synthesize set that was cut short ({record} says it is incomplete); "
+            "write it again with lpnet.synthesize overwrite=true"
+        )
+
+
 def find_pairs(
     root: str | Path, layout: str = BenchmarkDataConfig.layout, **options: str | None
 ) -> list[Pair]:
@@ -366,6 +409,7 @@ def find_pairs(
     unknown = set(options) - LAYOUT_OPTIONS
     if unknown:
         raise ValueError(f"unknown layout option(s) {sorted(unknown)}; known: {sorted(LAYOUT_OPTIONS)}")
+    _refuse_a_set_cut_short(Path(root))
     if layout != "auto" and layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected 'auto' or one of {sorted(LAYOUTS)}")
     root = Path(root)

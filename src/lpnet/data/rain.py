@@ -44,7 +44,12 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "alpha": (0.05, 1.0),
     "atmosphere": (0.0, 1.0),
     "background_blur": (0.0, 10.0),
+    "sideways": (0.0, 1.0),
+    "dry": (0.0, 1.0),
 }
+# Drawn before every other number, and only where a config uses them, so that presets without them
+# render exactly what they rendered before these settings existed (and the shipped weights retrain alike).
+_CHANCES = ("sideways", "dry")
 
 # A seed's amplitude is ``brightness`` times a uniform factor in [1 - SEED_SPREAD, 1]: streaks differ.
 SEED_SPREAD = 0.6
@@ -71,6 +76,10 @@ class RainConfig:
         alpha: veil transmission α (1 = no veil).
         atmosphere: atmospheric light A, a grey level.
         background_blur: σ (px) of a Gaussian blur of the background (heavy rain scatters light).
+        sideways: chance that an image's rain is turned by 90° (the image drawn in the range, then a coin):
+            Rain100L stores portrait photos transposed, so about a third of its streaks run near horizontal.
+        dry: chance that an image gets no rain at all (drawn the same way): rain-free samples teach the
+            network to leave a photo without rain as it is.
     """
 
     layers: Range = (1, 1)
@@ -85,6 +94,8 @@ class RainConfig:
     alpha: Range = (1.0, 1.0)
     atmosphere: Range = (0.8, 0.8)
     background_blur: Range = (0.0, 0.0)
+    sideways: Range = (0.0, 0.0)
+    dry: Range = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         validate_ranges(self, _BOUNDS)
@@ -100,14 +111,15 @@ class RainConfig:
 PRESETS: dict[str, RainConfig] = {
     "light": RainConfig(
         layers=(1, 2),
-        density=(0.0004, 0.0013),
-        length=(30.0, 60.0),
+        density=(0.0004, 0.0015),
+        length=(18.0, 65.0),
         width=(1.0, 2.0),
-        angle=(-20.0, 20.0),
-        angle_spread=(0.0, 3.0),
-        brightness=(0.18, 0.45),
+        angle=(-30.0, 30.0),
+        angle_spread=(0.0, 15.0),
+        brightness=(0.15, 0.45),
         depth_falloff=(0.5, 0.8),
         blur=(0.0, 0.5),
+        sideways=(0.35, 0.35),
     ),
     "heavy": RainConfig(
         layers=(2, 3),
@@ -138,15 +150,18 @@ PRESETS: dict[str, RainConfig] = {
         background_blur=(0.0, 0.6),
     ),
 }
-# Mixed: every range spans light's minimum to heavy's maximum, so one model sees the whole gamut.
+# Mixed, drizzle to downpour: what lpnet:mixed was trained on (every range from the first light preset's
+# minimum to heavy's maximum; written out so that the light preset's calibration leaves it as it was).
 PRESETS["mixed"] = RainConfig(
-    **{
-        name: (
-            min(getattr(PRESETS["light"], name)[0], getattr(PRESETS["heavy"], name)[0]),
-            max(getattr(PRESETS["light"], name)[1], getattr(PRESETS["heavy"], name)[1]),
-        )
-        for name in _BOUNDS
-    }
+    layers=(1, 3),
+    density=(0.0004, 0.005),
+    length=(30.0, 100.0),
+    width=(0.8, 2.0),
+    angle=(-20.0, 20.0),
+    angle_spread=(0.0, 25.0),
+    brightness=(0.18, 0.45),
+    depth_falloff=(0.4, 0.8),
+    blur=(0.0, 0.8),
 )
 
 
@@ -225,12 +240,24 @@ def render_rain(
     work = torch.float32 if clean.dtype in (torch.float16, torch.bfloat16) else clean.dtype
     max_layers = int(config.layers[1])
 
-    # Per-image scalars first (fixed order), then per-layer ones, then the seed noise.
+    # The chances of a turned or a dry image first (only those the config uses), then per-image scalars
+    # (fixed order), then per-layer ones, then the seed noise.
+    coins = {
+        name: sample(getattr(config, name), b, generator, dev) > rand((b,), generator, dev)
+        if getattr(config, name)[1] > 0
+        else torch.zeros(b, dtype=torch.bool, device=dev)
+        for name in _CHANCES
+    }
     n_layers = torch.minimum(
         (config.layers[0] + (config.layers[1] - config.layers[0] + 1) * rand((b,), generator, dev)).floor(),
         torch.tensor(config.layers[1], device=dev),
     )
-    p = {name: sample(getattr(config, name), b, generator, dev) for name in _BOUNDS if name != "layers"}
+    p = {
+        name: sample(getattr(config, name), b, generator, dev)
+        for name in _BOUNDS
+        if name != "layers" and name not in _CHANCES
+    }
+    p["angle"] = p["angle"] + 90.0 * coins["sideways"]
     spread = (2 * rand((b, max_layers), generator, dev) - 1) * p["angle_spread"][:, None]
 
     # Relative depth scale of each layer: 1 (nearest) down to depth_falloff (farthest), geometric.
@@ -242,7 +269,7 @@ def render_rain(
     lay_length = p["length"][:, None] * scale
     lay_width = p["width"][:, None] * scale
     lay_blur = p["blur"][:, None] * scale**2
-    lay_bright = p["brightness"][:, None] * scale * active
+    lay_bright = p["brightness"][:, None] * scale * active * ~coins["dry"][:, None]
     lay_density = p["density"][:, None] / scale * active
 
     # Kernel reach: half the longest streak plus its soft end, or three σ across.
@@ -284,7 +311,7 @@ def render_rain(
     params = []
     for i in range(b):
         n = int(n_layers[i])
-        entry = {"kind": "rain", "layers": n}
+        entry = {"kind": "rain", "layers": n, **{name: bool(c[i]) for name, c in coins.items()}}
         entry.update({name: float(v[i]) for name, v in p.items()})
         entry["layer_angles"] = [float(a) for a in lay_angle[i, :n]]
         params.append(entry)

@@ -32,9 +32,10 @@ from lpnet.models.losses import MultiLevelLoss
 from lpnet.models.lpnet import LPNet
 from lpnet.scoring import Scoreboard
 
-# The evaluation sets, whose scores are logged under their names: validation, real-rain validation
-# (samples tagged "stage": "val_real" by the data module), test.
-STAGES = ("val", "val_real", "test")
+# The evaluation sets, whose scores are logged under their names: validation, test, and any further
+# validation set whose samples carry their stage name ("stage": "val_real", "val_clean_photos", ...: the
+# data module tags them); every validation set keeps its best Y-PSNR.
+STAGES = ("val", "test")
 
 
 class LitLPNet(LightningModule):
@@ -86,7 +87,7 @@ class LitLPNet(LightningModule):
             check_same_architecture(f"model.init_from={init_from}", config, self.net.config)
             self.net.load_state_dict(state)
         self.scores = torch.nn.ModuleDict({stage: Scoreboard() for stage in STAGES})
-        self.best = torch.nn.ModuleDict({stage: MaxMetric() for stage in ("val", "val_real")})
+        self.best = torch.nn.ModuleDict({"val": MaxMetric()})
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return fast_forward(self.net, x) if self.config.fast_cpu else self.net(x)
@@ -123,6 +124,9 @@ class LitLPNet(LightningModule):
                 f"{list(batch.get('key', []))} at step {self.global_step} (lower optim.lr)"
             )
         derained = derained.clamp(0, 1)
+        if stage not in self.scores:  # a tagged validation set seen for the first time
+            self.scores[stage] = Scoreboard().to(self.device)
+            self.best[stage] = MaxMetric().to(self.device)
         self.scores[stage].update(derained, batch["clean"], rainy=batch["rainy"], keys=batch.get("key"))
         total, _ = self.criterion(outputs, batch["clean"])
         self.log(f"{stage}/loss", total, batch_size=batch["rainy"].shape[0], add_dataloader_idx=False)
