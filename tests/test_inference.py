@@ -274,7 +274,7 @@ class TestDerainer:
             derainer(np.zeros((8, 8, 2), dtype=np.uint8))
         with pytest.raises(ValueError, match=r"\(3, H, W\)"):
             derainer(torch.zeros(1, 8, 8))
-        with pytest.raises(TypeError, match="checkpoint path or an LPNet"):
+        with pytest.raises(TypeError, match="checkpoint path, an LPNet or a RainRouter"):
             Derainer(42, device="cpu")
 
 
