@@ -12,12 +12,14 @@ import yaml
 from conftest import run_cli
 from PIL import Image
 
+from lpnet.files import save_figure
 from lpnet.models.complexity import count_params, macs_per_pixel
 from lpnet.models.lpnet import LPNet
 from lpnet.report import (
     MIN_PSNR_SPAN,
     best_row,
     collect_runs,
+    configurations,
     main,
     parse_overrides,
     plot_loss_curves,
@@ -145,7 +147,7 @@ def test_report_rows_columns_and_plots(recursion_sweep: Path, tmp_path: Path, ca
     assert "test/psnr_rgb" not in table_lines[0]  # empty in every run: left out of the markdown
     assert "| 2 | incomplete | 5 | 7,548 |" in md
     assert "| 1:02:05 |" in md and "26.6k" in md
-    assert "Best test/psnr_y: run `3` with 32.25 dB." in md
+    assert "Best val/psnr_y_best: run `3` with 32.00 dB (test/psnr_y 32.25 dB)." in md
     for name in ("psnr_vs_params.png", "psnr_by_model_net_recursions.png", "loss_curves.png"):
         assert_png(out / name)
         assert f"]({name})" in md
@@ -275,7 +277,7 @@ def test_psnr_by_key_puts_validation_and_test_apart_on_categories(recursion_swee
     runs = collect_runs([recursion_sweep])
     _, rows = table(runs)
     best = best_row(rows)
-    assert best["run"] == "3"  # the highest test/psnr_y
+    assert best["run"] == "3"  # the highest val/psnr_y_best
     plot = plot_psnr_by_key(runs, rows, "model.net.recursions", best["run"])
     validation, test = plot.figure.axes
     assert (validation.get_title(), test.get_title()) == ("validation", "test")
@@ -312,7 +314,7 @@ def test_psnr_vs_params_keeps_a_tie_flat_and_every_label_inside(tmp_path: Path):
         low, high = ax.get_ylim()
         assert high - low >= MIN_PSNR_SPAN  # 0.03 dB apart is not stretched over the whole axis
         assert ax.get_xscale() == "log" and ax.get_xlabel().endswith("(log scale)")
-        assert len(ax.texts) == 4 and texts(ax)[0] == "width_multiplier=0.5\n30.25 dB"
+        assert len(ax.texts) == 4 and texts(ax)[0] == "width_multiplier=0.5\n30.00 dB"
         for text in ax.texts:
             box = text.get_window_extent()
             assert bounds.x0 <= box.x0 and box.x1 <= bounds.x1 and bounds.y0 <= box.y0 and box.y1 <= bounds.y1
@@ -390,7 +392,9 @@ def test_non_finite_scores_are_left_out_with_a_note_and_never_best(tmp_path: Pat
     sweep = tmp_path / "s"
     for num, bad in enumerate([{"test/psnr_y": float("nan"), "val/psnr_y_best": float("inf")},
                                {"test/psnr_y": "NaN", "val/psnr_y_best": "Infinity"}]):  # fmt: skip
-        run = make_run(sweep, num, [f"model.net.recursions={num + 1}"], net={"recursions": num + 1}, psnr=40.0)
+        run = make_run(
+            sweep, num, [f"model.net.recursions={num + 1}"], net={"recursions": num + 1}, psnr=40.0
+        )
         summary = json.loads((run / "metrics.json").read_text())
         summary["metrics"] |= bad
         (run / "metrics.json").write_text(json.dumps(summary))  # json writes NaN and Infinity bare
@@ -403,3 +407,91 @@ def test_non_finite_scores_are_left_out_with_a_note_and_never_best(tmp_path: Pat
     report = (tmp_path / "r" / "report.md").read_text()
     assert "not finite numbers" in report
     assert_png(tmp_path / "r" / "psnr_by_model_net_recursions.png")
+
+
+def test_the_best_run_is_chosen_on_validation_not_on_the_test_set(tmp_path: Path):
+    sweep = tmp_path / "s"
+    make_run(sweep, 0, ["loss=l1"], psnr=30.0)  # val 30.0, test 30.25
+    high_test = make_run(sweep, 1, ["loss=l2"], psnr=29.0)
+    summary = json.loads((high_test / "metrics.json").read_text())
+    summary["metrics"]["test/psnr_y"] = 35.0  # best on test, worse on validation
+    (high_test / "metrics.json").write_text(json.dumps(summary))
+    _, rows = table_from(sweep)
+    assert best_row(rows)["run"] == "0"
+
+
+def seed_sweep(tmp_path: Path) -> Path:
+    """Two recursion depths × two seeds (and a third seed of depth 3 that is still running)."""
+    sweep = tmp_path / "multirun" / "seeds"
+    scores = {(1, 1): 30.0, (1, 2): 30.4, (3, 1): 31.0, (3, 2): 32.0}
+    for num, ((recursions, seed), psnr) in enumerate(scores.items()):
+        overrides = [f"model.net.recursions={recursions}", f"seed={seed}"]
+        make_run(sweep, num, overrides, net={"recursions": recursions}, psnr=psnr)
+    make_run(sweep, 4, ["model.net.recursions=3", "seed=3"], net={"recursions": 3}, psnr=None)
+    return sweep
+
+
+def test_seeds_are_averaged_per_configuration_with_their_spread(tmp_path: Path):
+    sweep = seed_sweep(tmp_path)
+    files, _ = write_report([sweep], tmp_path / "r")
+    assert tmp_path / "r" / "configurations.csv" in files
+    with (tmp_path / "r" / "report.csv").open(newline="") as handle:
+        runs = [r for r in csv.DictReader(handle) if r["status"] == "complete"]
+    with (tmp_path / "r" / "configurations.csv").open(newline="") as handle:
+        configs = list(csv.DictReader(handle))
+    assert [c["model.net.recursions"] for c in configs] == ["1", "3"] and [c["n"] for c in configs] == [
+        "2",
+        "2",
+    ]
+    for config in configs:  # recomputed from the per-run rows of report.csv
+        members = [r for r in runs if r["model.net.recursions"] == config["model.net.recursions"]]
+        for metric in ("val/psnr_y_best", "test/psnr_y"):
+            values = [float(r[metric]) for r in members]
+            assert float(config[f"{metric} mean"]) == pytest.approx(np.mean(values))
+            assert float(config[f"{metric} std"]) == pytest.approx(np.std(values, ddof=1))
+    md = (tmp_path / "r" / "report.md").read_text()
+    section = md.split("## Configurations (seeds averaged)")[1]
+    # depth 1: 30.20 ± 0.28; depth 3: 31.50 ± 0.71 (best); gap 1.30 > 0.99: beyond the seed spread
+    assert "| 1 | 2 | 30.20 ± 0.28 |" in section and "beyond the seed spread" in section
+    assert "| 3 | 2 | 31.50 ± 0.71 |" in section and "| best |" in section
+    assert (
+        "Best configuration (on val/psnr_y_best): model.net.recursions=3; test/psnr_y 31.75 ± 0.71 dB." in md
+    )
+
+
+def test_a_narrow_gap_is_within_the_seed_spread():
+    rows = [
+        {"run": str(i), "status": "complete", "k": k, "seed": s, "val/psnr_y_best": v, "test/psnr_y": v}
+        for i, (k, s, v) in enumerate([(1, 1, 30.0), (1, 2, 31.0), (2, 1, 30.2), (2, 2, 31.2)])
+    ]
+    from lpnet.report import best_configuration, seed_verdict
+
+    configs = configurations(rows, ["k", "seed"])
+    best, metric = best_configuration(configs)
+    assert best["k"] == 2 and seed_verdict(configs[0], best, metric) == "within the seed spread"
+    assert configurations(rows, ["k"]) == []  # no seed swept: no configurations table
+
+
+def test_the_saved_plot_draws_each_configurations_spread_as_an_error_bar(tmp_path: Path):
+    sweep = seed_sweep(tmp_path)
+    runs = collect_runs([sweep])
+    _, rows = table(runs)
+    plot = plot_psnr_by_key(runs, rows, "model.net.recursions", best_row(rows)["run"])
+    plot.figure.set_dpi(110)
+    save_figure(plot.figure, tmp_path / "p.png", dpi=110)
+    validation = plot.figure.axes[0]
+    with Image.open(tmp_path / "p.png") as image:
+        pixels = np.asarray(image.convert("RGB")).astype(int)
+    blue = abs(pixels - (31, 119, 180)).sum(axis=2) < 60
+    for x, values in ((0, [30.0, 30.4]), (1, [31.0, 32.0])):
+        mean, std = np.mean(values), np.std(values, ddof=1)
+        (col, top), (_, bottom) = validation.transData.transform([(x, mean + std), (x, mean - std)])
+        top, bottom = pixels.shape[0] - top, pixels.shape[0] - bottom  # image rows run downwards
+        col = round(col)
+        bar = blue[round(top) + 2 : round(bottom) - 2, col - 1 : col + 2].any(axis=1)
+        if x == 0:
+            assert bar.all()  # a blue bar from mean − std to mean + std
+            assert not blue[round(top) - 12 : round(top) - 6, col].any()  # and it ends there (the cap)
+        else:  # the best run's star covers the top of this one
+            assert bar[len(bar) // 2 :].all()
+        assert not blue[round(bottom) + 3 : round(bottom) + 9, col].any()  # the bar ends at mean − std

@@ -34,6 +34,7 @@ import json
 import math
 import os
 import re
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,8 +66,11 @@ METRICS = (
     "test/input_psnr_y",
     "test/input_ssim_y",
 )
-# The PSNR a run is judged by in the plots: the first one the runs have.
-HEADLINE_METRICS = ("test/psnr_y", "val/psnr_y_best", "val/psnr_y")
+# The PSNR the best run is chosen by: the first one the runs have. Validation first: choosing on the test
+# set would make the reported test score optimistic; the best run's test score is reported beside it.
+HEADLINE_METRICS = ("val/psnr_y_best", "val/psnr_y", "test/psnr_y")
+# Runs that differ only in this override are one configuration, its seeds averaged.
+SEED_KEY = "seed"
 # The Y-PSNR of each stage in psnr_by_<key>.png: the best validation (what picks best.ckpt) and the test.
 PSNR_BY_STAGE = (("val", "val/psnr_y_best"), ("test", "test/psnr_y"))
 MIN_PSNR_SPAN = 1.0  # dB: the smallest y-range of a PSNR plot (0.03 dB apart is a tie, drawn as one)
@@ -359,9 +363,11 @@ def write_markdown(
     rows: list[dict[str, Any]],
     plots: list[Path],
     skipped: Sequence[Plot] = (),
+    configs: Sequence[dict[str, Any]] = (),
 ) -> None:
-    """``report.md``: the table (columns empty in every row left out), incomplete runs, best run, plots,
-    and the plots not drawn with the reason."""
+    """``report.md``: the table (columns empty in every row left out), incomplete runs, best run, the
+    configurations with their seeds averaged (when the runs sweep ``seed``), plots, and the plots not
+    drawn with the reason."""
     shown = [c for c in columns if c in ("run", "status") or any(row[c] is not None for row in rows)]
     shown = [c for c in shown if c != "note"]
     headers = {"macs_per_pixel": "MACs/px", "wall_time_s": "time"}
@@ -381,7 +387,12 @@ def write_markdown(
     best = best_row(rows)
     if best is not None:
         headline = headline_metric(rows)
-        lines += ["", f"Best {headline}: run `{best['run']}` with {best[headline]:.2f} dB."]
+        lines += [
+            "",
+            f"Best {headline}: run `{best['run']}` with {best[headline]:.2f} dB" + _test_score(best),
+        ]
+    if configs:
+        lines += ["", *_configuration_lines(configs)]
     notes = [row for row in rows if row["note"]]
     if notes:
         lines += [
@@ -395,6 +406,92 @@ def write_markdown(
     if skipped:
         lines += ["", "## Plots not drawn", "", *(f"- `{plot.name}`: {plot.reason}" for plot in skipped)]
     write_text(path, "\n".join(lines) + "\n")
+
+
+def _test_score(row: dict[str, Any]) -> str:
+    test = row.get("test/psnr_y")
+    return f" (test/psnr_y {test:.2f} dB)." if test is not None else "."
+
+
+def configurations(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The complete runs grouped into configurations: runs whose swept values differ only in
+    :data:`SEED_KEY`. Each configuration holds its swept values, ``n`` (seeds), ``runs`` and, for the
+    validation and test Y-PSNR, ``<metric> mean`` and ``<metric> std`` (sample standard deviation over
+    the seeds; None with one seed), ordered as the runs first appear. Empty when ``seed`` is not swept."""
+    if SEED_KEY not in keys:
+        return []
+    config_keys = [k for k in keys if k != SEED_KEY]
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["status"] == COMPLETE:
+            groups.setdefault(tuple(_text(row[k]) for k in config_keys), []).append(row)
+    configs = []
+    for members in groups.values():
+        config = {k: members[0][k] for k in config_keys}
+        config |= {"n": len(members), "runs": [m["run"] for m in members]}
+        for _, metric in PSNR_BY_STAGE:
+            values = [m[metric] for m in members if m[metric] is not None]
+            config[f"{metric} mean"] = statistics.fmean(values) if values else None
+            config[f"{metric} std"] = statistics.stdev(values) if len(values) > 1 else None
+        configs.append(config)
+    return configs
+
+
+def seed_verdict(config: dict[str, Any], best: dict[str, Any], metric: str) -> str:
+    """Whether ``config`` differs from ``best`` on ``metric`` by more than the seeds' spread: the gap
+    between the means against the sum of the two standard deviations."""
+    if config is best:
+        return "best"
+    spreads = (config[f"{metric} std"], best[f"{metric} std"])
+    if None in spreads:
+        return "spread unknown (one seed)"
+    gap = best[f"{metric} mean"] - config[f"{metric} mean"]
+    return "beyond the seed spread" if gap > sum(spreads) else "within the seed spread"
+
+
+def best_configuration(configs: Sequence[dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
+    """The configuration with the highest mean validation Y-PSNR (else test), and that metric."""
+    for _, metric in PSNR_BY_STAGE:
+        scored = [c for c in configs if c[f"{metric} mean"] is not None]
+        if scored:
+            return max(scored, key=lambda c: c[f"{metric} mean"]), metric
+    return None, None
+
+
+def _mean_std(config: dict[str, Any], metric: str) -> str:
+    mean, std = config[f"{metric} mean"], config[f"{metric} std"]
+    if mean is None:
+        return ""
+    return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
+
+
+def _configuration_lines(configs: Sequence[dict[str, Any]]) -> list[str]:
+    best, metric = best_configuration(configs)
+    keys = [k for k in configs[0] if k not in ("n", "runs") and not k.endswith((" mean", " std"))]
+    stages = [m for _, m in PSNR_BY_STAGE]
+    lines = [
+        "## Configurations (seeds averaged)",
+        "",
+        "Runs that differ only in `seed` are one configuration: mean ± sample standard deviation over its "
+        f"n seeds. The best is chosen on `{metric}`; a configuration differs from it *beyond the seed "
+        "spread* when the gap between the means exceeds the sum of the two standard deviations.",
+        "",
+        "| " + " | ".join([*keys, "n", *(f"{m} (mean ± std)" for m in stages), f"vs best ({metric})"]) + " |",
+        "|" + "|".join("---" for _ in range(len(keys) + len(stages) + 2)) + "|",
+    ]
+    for config in configs:
+        cells = [_text(config[k]).replace("|", "\\|") for k in keys] + [str(config["n"])]
+        cells += [_mean_std(config, m) for m in stages]
+        cells.append(seed_verdict(config, best, metric) if best is not None and metric else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    if best is not None:
+        chosen = ", ".join(f"{k}={_text(best[k])}" for k in keys) or "the only configuration"
+        test = _mean_std(best, "test/psnr_y")
+        lines += [
+            "",
+            f"Best configuration (on {metric}): {chosen}" + (f"; test/psnr_y {test} dB." if test else "."),
+        ]
+    return lines
 
 
 def headline_metric(rows: Sequence[dict[str, Any]]) -> str | None:
@@ -491,11 +588,29 @@ def plot_psnr_by_key(runs: Sequence[Run], rows: Sequence[dict[str, Any]], key: s
     fig = Figure(figsize=(4.2 * len(stages) + 0.6, 4.4), layout="constrained")
     for ax, (stage, metric) in zip(fig.subplots(1, len(stages), squeeze=False)[0], stages):
         drawn = [(categories.index(_text(r[key])), r) for r in points if r[metric] is not None]
-        xs, ys = [x for x, _ in drawn], [r[metric] for _, r in drawn]
-        ax.plot(xs, ys, "o-", color="tab:blue", label=metric)
-        for x, y in zip(xs, ys):
+        # Several runs per value (seeds): their mean, with the sample standard deviation as an error bar.
+        per_value: dict[int, list[float]] = {}
+        for x, r in drawn:
+            per_value.setdefault(x, []).append(r[metric])
+        xs = sorted(per_value)
+        ys = [statistics.fmean(per_value[x]) for x in xs]
+        spreads = [statistics.stdev(per_value[x]) if len(per_value[x]) > 1 else 0.0 for x in xs]
+        if any(len(v) > 1 for v in per_value.values()):
+            seeds = max(len(v) for v in per_value.values())
+            ax.errorbar(
+                xs, ys, yerr=spreads, fmt="o-", color="tab:blue", capsize=5,
+                label=f"{metric}, mean ± std over ≤{seeds} seeds",
+            )  # fmt: skip
+        else:
+            ax.plot(xs, ys, "o-", color="tab:blue", label=metric)
+        for x, y, spread in zip(xs, ys, spreads):
             ax.annotate(
-                f"{y:.2f}", (x, y), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=9
+                f"{y:.2f}",
+                (x, y + spread),
+                xytext=(0, 7),
+                textcoords="offset points",
+                ha="center",
+                fontsize=9,
             )
         baseline = _baseline(points, stage)
         _draw_baseline(ax, baseline)
@@ -504,7 +619,11 @@ def plot_psnr_by_key(runs: Sequence[Run], rows: Sequence[dict[str, Any]], key: s
                 _mark_best(ax, x, r[metric], headline)
         ax.set_xticks(range(len(categories)), categories)
         ax.set_xlim(-0.5, len(categories) - 0.5)
-        ax.set_ylim(*_psnr_limits(ys, baseline))
+        ax.set_ylim(
+            *_psnr_limits(
+                [y + d for y, d in zip(ys, spreads)] + [y - d for y, d in zip(ys, spreads)], baseline
+            )
+        )
         ax.set_xlabel(key)
         ax.set_ylabel(f"{metric} (dB)")
         ax.set_title("validation" if stage == "val" else "test")
@@ -686,8 +805,14 @@ def write_report(sweep_dirs: Sequence[Path], output: Path) -> tuple[list[Path], 
     ]
     skipped = [plot for plot in plots if plot.figure is None]
     write_csv(output / "report.csv", columns, rows)
-    write_markdown(output / "report.md", sweep_dirs, columns, rows, drawn, skipped)
-    return [output / "report.md", output / "report.csv", *drawn], skipped
+    configs = configurations(rows, keys)
+    written = [output / "report.md", output / "report.csv"]
+    if configs:
+        config_columns = [c for c in configs[0] if c != "runs"] + ["runs"]
+        write_csv(output / "configurations.csv", config_columns, configs)
+        written.append(output / "configurations.csv")
+    write_markdown(output / "report.md", sweep_dirs, columns, rows, drawn, skipped, configs)
+    return [*written, *drawn], skipped
 
 
 def input_dirs(value: Any) -> list[Path]:
