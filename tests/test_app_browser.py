@@ -29,6 +29,7 @@ from conftest import PROJECT_ROOT, run_cli, shared_dir_or_skip
 from PIL import Image
 
 RAINY = "rain100l-val/rain/rain-001.png"
+CLEAN = "rain100l-val/norain/norain-001.png"
 VIEWPORT = {"width": 1280, "height": 900}
 START_TIMEOUT_S = 90
 DERAIN_TIMEOUT_MS = 60_000
@@ -132,14 +133,18 @@ def page(app):
         browser.close()
 
 
-def _derain(page, *files: Path) -> str:
-    """Drop ``files`` on the photo box, press Derain and return the summary once the run is over."""
+def _derain(page, *files: Path, cleans: tuple[Path, ...] = ()) -> str:
+    """Drop ``files`` (and ``cleans``) on the page, press Derain and return the summary once the run is
+    over."""
     page.goto(page.app_url)  # a fresh page: no summary of an earlier run to mistake for this one
     page.wait_for_selector("#derain")
     page.locator("#photos input[type=file]").set_input_files([str(f) for f in files])
     # the upload is done when the file list shows each name
-    for f in files:
-        page.locator("#photos").get_by_text(f.name).first.wait_for()
+    if cleans:
+        page.locator("#cleans input[type=file]").set_input_files([str(f) for f in cleans])
+    for box, names in (("#photos", files), ("#cleans", cleans)):
+        for f in names:
+            page.locator(box).get_by_text(f.name).first.wait_for()
     page.click("#derain")
     summary = page.locator("#status").get_by_text(re.compile(r"\d+ derained, \d+ failed"))
     summary.wait_for(timeout=DERAIN_TIMEOUT_MS)
@@ -159,12 +164,17 @@ def _screenshot_checked(page, path: Path) -> None:
 def test_a_photo_derained_in_the_browser_is_lpnet_derains_file(app, page, tmp_path):
     rainy = shared_dir_or_skip("real-rain", RAINY) / RAINY
     import lpnet.derain
+    from lpnet.app import score
 
     assert run_cli(lpnet.derain.main, f"input={rainy}", f"output={tmp_path / 'cli'}", "progress=false") == 0
     expected = (tmp_path / "cli" / "rain-001.png").read_bytes()
 
-    summary = _derain(page, rainy)
+    clean = rainy.parents[2] / CLEAN
+    summary = _derain(page, rainy, cleans=(clean,))
     assert "1 derained, 0 failed" in summary
+    scores = score(tmp_path / "cli" / "rain-001.png", clean, rainy)
+    caption = page.locator(".lpnet-caption").first.inner_text()
+    assert f"Y-PSNR/SSIM {scores['psnr_y']:.2f} dB / {scores['ssim_y']:.4f}" in caption, caption
     download = page.locator(".lpnet-download").first
     assert "rain-001.png" in download.inner_text()
     with page.expect_download() as event:
