@@ -133,6 +133,14 @@ def page(app):
         browser.close()
 
 
+def _wait_for_uploads(page, box: str, count: int, timeout_s: float = 30) -> None:
+    """Until the upload box lists ``count`` files (each with its size and download arrow: uploaded)."""
+    deadline = time.monotonic() + timeout_s
+    while page.locator(box).inner_text().count("⇣") < count:
+        assert time.monotonic() < deadline, f"{box} never listed {count} uploads"
+        time.sleep(0.1)
+
+
 def _derain(page, *files: Path, cleans: tuple[Path, ...] = ()) -> str:
     """Drop ``files`` (and ``cleans``) on the page, press Derain and return the summary once the run is
     over."""
@@ -143,8 +151,7 @@ def _derain(page, *files: Path, cleans: tuple[Path, ...] = ()) -> str:
     if cleans:
         page.locator("#cleans input[type=file]").set_input_files([str(f) for f in cleans])
     for box, names in (("#photos", files), ("#cleans", cleans)):
-        for f in names:
-            page.locator(box).get_by_text(f.name).first.wait_for()
+        _wait_for_uploads(page, box, len(names))
     page.click("#derain")
     summary = page.locator("#status").get_by_text(re.compile(r"\d+ derained, \d+ failed"))
     summary.wait_for(timeout=DERAIN_TIMEOUT_MS)
@@ -187,7 +194,7 @@ def test_a_photo_derained_in_the_browser_is_lpnet_derains_file(app, page, tmp_pa
     with zipfile.ZipFile(event.value.path()) as archive:
         assert archive.namelist() == ["rain-001.png"] and archive.read("rain-001.png") == expected
 
-    assert page.locator("#status").is_visible()
+    page.wait_for_load_state("networkidle")  # the slider's images drawn, not half loaded
     shot = tmp_path / "app.png"
     _screenshot_checked(page, shot)
     if figure := os.environ.get("LPNET_APP_FIGURE"):

@@ -338,7 +338,8 @@ def build_app(models: Models, requests: Path):
         with gr.Row():
             model = gr.Dropdown(models.names, value=models.names[0], label="Model", elem_id="model")
             start = gr.Button("Derain", variant="primary", elem_id="derain")
-        status = gr.Markdown(elem_id="status")
+        # Not empty: the progress bar (tiles done / total) is drawn over this box while a request runs.
+        status = gr.Markdown("Drop photos and press Derain.", elem_id="status", min_height=60)
         archive = gr.DownloadButton("Download all (zip)", elem_id="archive", visible=False)
         shown = gr.State([])
 
