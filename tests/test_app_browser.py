@@ -194,7 +194,11 @@ def test_a_photo_derained_in_the_browser_is_lpnet_derains_file(app, page, tmp_pa
     with zipfile.ZipFile(event.value.path()) as archive:
         assert archive.namelist() == ["rain-001.png"] and archive.read("rain-001.png") == expected
 
-    page.wait_for_load_state("networkidle")  # the slider's images drawn, not half loaded
+    # the slider's two images decoded (a screenshot taken earlier shows them half loaded)
+    page.wait_for_function(
+        "() => { const imgs = [...document.querySelectorAll('img')].filter(i => i.src.includes('rain-001'));"
+        " return imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0); }"
+    )
     shot = tmp_path / "app.png"
     _screenshot_checked(page, shot)
     if figure := os.environ.get("LPNET_APP_FIGURE"):
