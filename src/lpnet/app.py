@@ -320,7 +320,9 @@ def build_app(models: Models, requests: Path):
         )
         return shown, describe(result), archive
 
-    with gr.Blocks(title="lpnet: derain photos", analytics_enabled=False) as demo:
+    # Gradio's copies of uploads and outputs are removed after an hour too, like the request folders.
+    expiry = (REQUEST_TTL_S, REQUEST_TTL_S)
+    with gr.Blocks(title="lpnet: derain photos", analytics_enabled=False, delete_cache=expiry) as demo:
         gr.Markdown(
             "# lpnet: remove rain from photos\n"
             "Drop photos (" + ", ".join(types) + "); each result shows beside its input (drag the slider), "
