@@ -11,6 +11,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 # Slow tests run in CI (CI=true) and with `make test-all`; the default suite stays fast.
 PYTEST_ARGS ?= $(if $(filter true 1,$(CI)),,-m "not slow")
 DEMO_ARGS ?=
+APP_ARGS ?=
 # The official TF weights and samples, and real rain pairs (never copied here): the README's figures.
 OFFICIAL_DIR ?= ../shared/official-lpnet
 REAL_RAIN_DIR ?= ../shared/real-rain
@@ -25,7 +26,7 @@ WEIGHTS_RUNS := outputs/weights
 # Re-encode a PNG that lpnet wrote as a JPEG (lpnet.io's quality): $(TO_JPEG) SOURCE.png TARGET.jpg
 TO_JPEG = $(PY) -c 'import sys; from lpnet.io import read_image, write_image; write_image(sys.argv[2], read_image(sys.argv[1]))'
 
-.PHONY: help install test test-all lint format demo bench weights notebooks figures clean
+.PHONY: help install test test-all lint format demo app bench weights notebooks figures clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -61,6 +62,9 @@ format: $(VENV)/.installed  ## ruff fix + format
 demo: $(VENV)/.installed  ## train on synthetic heavy rain (~5 min on 2 CPU cores), score it beside the bundled lpnet:heavy, write a picture of both
 	$(PY) -m lpnet.demo $(DEMO_ARGS)
 
+app: $(VENV)/.installed  ## the local web app on http://127.0.0.1:7860 (APP_ARGS='port=8000 models=[mine.pt]'; Ctrl-C stops it)
+	$(PY) -m lpnet.app $(APP_ARGS)
+
 bench: $(VENV)/.installed  ## inference/training benchmark with ratios against the eager reference
 	$(PY) -m lpnet.bench
 
@@ -74,7 +78,7 @@ weights: $(VENV)/.installed  ## retrain the bundled weights lpnet:heavy, lpnet:l
 notebooks: $(VENV)/.installed  ## re-run the notebooks and store their outputs (~1 min; synthetic rain and the bundled weights only)
 	$(PY) notebooks/execute.py
 
-figures: $(VENV)/.installed  ## regenerate the README's figures docs/*.jpg: the official light model on its samples (OFFICIAL_DIR), make demo, the default on real rain and real vs rendered rain (REAL_RAIN_DIR) (~8 min)
+figures: $(VENV)/.installed  ## regenerate the README's figures docs/*.jpg: the official light model on its samples (OFFICIAL_DIR), make demo, the default on real rain and real vs rendered rain (REAL_RAIN_DIR), the web app's screenshot docs/app.png (Chromium) (~8 min)
 	$(PY) -m lpnet.convert source=$(OFFICIAL_DIR)/weights/light_model output=$(FIGURES)/light.pt overwrite=true
 	$(PY) -m lpnet.eval ckpt_path=$(FIGURES)/light.pt data.root=$(OFFICIAL_DIR)/test output=$(FIGURES)/eval
 	$(PY) -m lpnet.demo hydra.run.dir=$(FIGURES)/demo $(DEMO_ARGS)
@@ -84,6 +88,8 @@ figures: $(VENV)/.installed  ## regenerate the README's figures docs/*.jpg: the 
 	$(TO_JPEG) $(FIGURES)/default.png docs/default_real_rain.jpg
 	$(PY) docs/rain_figure.py $(REAL_RAIN_DIR) $(FIGURES)/rain.png
 	$(TO_JPEG) $(FIGURES)/rain.png docs/rain_real_vs_rendered.jpg
+	LPNET_SHARED_DIR=$(dir $(abspath $(REAL_RAIN_DIR))) LPNET_REQUIRE_BROWSER=1 LPNET_REQUIRE_SHARED=1 \
+	  LPNET_APP_FIGURE=docs/app.png $(PY) -m pytest -q tests/test_app_browser.py -k photo
 
 clean:  ## remove the virtual environment, caches and run outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun wandb lightning_logs build dist src/*.egg-info

@@ -27,6 +27,7 @@ OWN_SETTING = {
     "lpnet-export": "opset:",
     "lpnet-report": "input:",
     "lpnet-bench": "quick:",
+    "lpnet-app": "max_upload_mb:",
 }
 
 

@@ -662,6 +662,49 @@ class BenchCommandConfig:
 
 
 @dataclass
+class AppCommandConfig(DerainConfig):
+    """``lpnet-app`` (``python -m lpnet.app``): the local web app that derains dropped photos.
+
+    Attributes:
+        host: the address it listens on; 127.0.0.1 (this machine only) unless you mean to share it.
+        port: its port (open http://127.0.0.1:7860 in a browser).
+        models: checkpoints offered besides lpnet's own (``[mine.pt, runs/x/last.ckpt]``), checked when the
+            app starts; a browser can choose only from this list, never name a file of its own.
+        max_pixels: refuse photos with more pixels (one line naming the file); None = Pillow's limit,
+            89,478,485. Memory: about 7 bytes per pixel plus a tile, per request (requests run one at a time).
+        max_upload_mb: the largest file a browser may upload, in megabytes.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    models: list[str] = field(default_factory=list)
+    max_pixels: int | None = None
+    max_upload_mb: int = 200
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.port, int) and not isinstance(self.port, bool) and 1 <= self.port <= 65535,
+            f"port must be a port number in [1, 65535], got {self.port!r}",
+        )
+        _require(
+            isinstance(self.host, str) and self.host.strip() != "",
+            f"host must be an address such as 127.0.0.1, got {self.host!r}",
+        )
+        _require(
+            isinstance(self.max_upload_mb, int)
+            and not isinstance(self.max_upload_mb, bool)
+            and self.max_upload_mb >= 1,
+            f"max_upload_mb must be a whole number of megabytes >= 1, got {self.max_upload_mb!r}",
+        )
+        _require(
+            self.max_pixels is None or (isinstance(self.max_pixels, int) and self.max_pixels >= 1),
+            "max_pixels must be a positive number of pixels or null (Pillow's limit), "
+            f"got {self.max_pixels!r}",
+        )
+        self.models = [str(m) for m in self.models]
+
+
+@dataclass
 class DemoConfig:
     """What ``make demo`` shows after training: the first ``images`` test photos, crops of side ``crop``,
     derained by the model just trained and by the bundled weights ``bundled``."""
@@ -685,6 +728,7 @@ STRUCTURED_CONFIGS: dict[str, type] = {
     "convert": ConvertCommandConfig,
     "report": ReportCommandConfig,
     "bench": BenchCommandConfig,
+    "app": AppCommandConfig,
     "demo": DemoConfig,
     "image_logger": ImageLoggerConfig,
 }

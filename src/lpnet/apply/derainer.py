@@ -191,11 +191,14 @@ class Derainer:
         y = y.clamp_(0, 1)
         return y if x.dim() == 4 else y[0]
 
-    def derain_image(self, source: SourceImage) -> OutputImage:
+    def derain_image(
+        self, source: SourceImage, on_tiles: Callable[[int, int], None] | None = None
+    ) -> OutputImage:
         """Derain a decoded image tile by tile into an 8-bit :class:`~lpnet.io.OutputImage`.
 
         Only one tile at a time exists in float: memory is the 8-bit input and output plus one tile's
         work, whatever the image size. Grayscale stays grayscale and alpha passes through unchanged.
+        ``on_tiles(done, total)`` is told the tiles done as they finish (the web app's progress bar).
 
         Raises:
             ValueError: the network's output holds NaN or infinite values.
@@ -214,7 +217,7 @@ class Derainer:
 
         net, fast = self._expert(lambda: self._source_preview(source))
         plan = plan_tiles(net, source.height, source.width, self.tile, self.overlap)
-        run_tiles(net, plan, read, write, self.batch_size, fast.derain)
+        run_tiles(net, plan, read, write, self.batch_size, fast.derain, on_tiles)
         return out
 
     def __call__(self, image: Tensor | Image.Image | np.ndarray | str | os.PathLike):

@@ -30,6 +30,7 @@ import re
 import sys
 import zlib
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -241,6 +242,7 @@ def derain_folder(
     progress: bool = DerainCommandConfig.progress,
     pipeline: bool = DerainCommandConfig.pipeline,
     shard: str | None = DerainCommandConfig.shard,
+    on_tiles: Callable[[Path, int, int], None] | None = None,
 ) -> DerainSummary:
     """Derain an image file, or every image below a folder, into ``output_dir`` with ``derainer``.
 
@@ -259,6 +261,8 @@ def derain_folder(
         progress: show a tqdm progress bar.
         pipeline: decode the next image and write the previous one while deraining (same outputs).
         shard: ``"K/N"``: derain only the K-th of N stable parts of the folder (see the module doc).
+        on_tiles: ``on_tiles(input, done, total)`` after every network call: the tiles of ``input`` done
+            so far (a progress bar for large photos; the web app's).
 
     Returns:
         A :class:`DerainSummary`.
@@ -299,7 +303,7 @@ def derain_folder(
         else:
             work.append((src, dst))
     with tqdm(total=len(work), unit="img", desc="derain", disable=not progress, file=sys.stderr) as bar:
-        _run_pipeline(derainer, work, summary, output_dir, bar, pipeline)
+        _run_pipeline(derainer, work, summary, output_dir, bar, pipeline, on_tiles)
     return summary
 
 
@@ -325,6 +329,7 @@ def _run_pipeline(
     output_dir: Path,
     bar: tqdm,
     pipeline: bool,
+    on_tiles: Callable[[Path, int, int], None] | None = None,
 ) -> None:
     """Decode the next image and encode/write the previous one while the current one is derained.
 
@@ -352,7 +357,8 @@ def _run_pipeline(
                 bar.update()
             else:
                 try:
-                    derained = derainer.derain_image(source)
+                    tiles = None if on_tiles is None else functools.partial(on_tiles, src)
+                    derained = derainer.derain_image(source, tiles)
                 except (ValueError, MemoryError, torch.cuda.OutOfMemoryError) as err:
                     _fail(summary, src, _reason(src, err))
                     bar.update()

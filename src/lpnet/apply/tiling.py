@@ -129,14 +129,18 @@ def run_tiles(
     write: Callable[[Tile, Tensor], None],
     batch_size: int = DerainConfig.batch_size,
     derain_fn: Callable[[Tensor], Tensor] | None = None,
+    on_tiles: Callable[[int, int], None] | None = None,
 ) -> None:
     """Derain every tile of ``plan``: ``read(tile)`` gives its ``(C, h, w)`` window, ``write(tile, y)`` takes
     the kept ``(C, kh, kw)`` part of the output. Windows of one shape go ``batch_size`` at a time through
     ``derain_fn`` (default ``net.derain``) on the network's device and dtype, under inference mode.
+    ``on_tiles(done, total)``, when given, is told the tiles done after every network call (a progress bar).
     """
     device, dtype = net_device_dtype(net)
     derain_fn = derain_fn or net.derain
-    several_tiles = sum(map(len, plan)) > 1
+    total = sum(map(len, plan))
+    several_tiles = total > 1
+    done = 0
     with torch.inference_mode():
         for tiles in plan:
             for first in range(0, len(tiles), batch_size):
@@ -145,6 +149,9 @@ def run_tiles(
                 result = derain_fn(windows)
                 for t, y in zip(chunk, result, strict=True):
                     write(t, y[:, t.rows.keep_in_window, t.cols.keep_in_window])
+                done += len(chunk)
+                if on_tiles is not None:
+                    on_tiles(done, total)
                 if several_tiles:  # a tuned allocator keeps freed maps: bound the peak (lpnet.allocator)
                     del windows, result
                     release_free_memory()
