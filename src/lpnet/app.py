@@ -81,16 +81,7 @@ class Models:
         if name not in self.names:
             raise ValueError(f"model {name!r} is not offered; choose one of {self.names}")
         if name not in self._derainers:
-            s = self.settings
-            self._derainers[name] = Derainer(
-                name,
-                device=s.device,
-                tile=s.tile,
-                overlap=s.overlap,
-                batch_size=s.batch_size,
-                max_pixels=s.max_pixels,
-                precision=s.precision,
-            )
+            self._derainers[name] = Derainer.from_settings(name, self.settings)
         return self._derainers[name]
 
 

@@ -30,15 +30,7 @@ from lpnet.cli import Outcome, command
 
 def run(cfg: DictConfig) -> Outcome:
     """Derain ``cfg.input`` into ``cfg.output`` (settings: :class:`lpnet.config.DerainCommandConfig`)."""
-    derainer = Derainer(
-        cfg.ckpt_path,
-        device=cfg.device,
-        tile=cfg.tile,
-        overlap=cfg.overlap,
-        batch_size=cfg.batch_size,
-        max_pixels=cfg.max_pixels,
-        precision=cfg.precision,
-    )
+    derainer = Derainer.from_settings(cfg.ckpt_path, cfg)
     summary = derainer.derain_files(
         cfg.input,
         cfg.output,

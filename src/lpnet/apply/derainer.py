@@ -168,6 +168,23 @@ class Derainer:
         ]
         return torch.cat(strips, dim=1)
 
+    @classmethod
+    def from_settings(
+        cls, checkpoint_or_net: str | os.PathLike | LPNet | RainRouter, settings: Any
+    ) -> Derainer:
+        """A Derainer with a command's apply settings (``device``, ``tile``, ``overlap``, ``batch_size``,
+        ``precision`` of :class:`~lpnet.config.DerainConfig`, and ``max_pixels``): ``lpnet.derain`` and
+        ``lpnet.app`` build theirs so."""
+        return cls(
+            checkpoint_or_net,
+            device=settings.device,
+            tile=settings.tile,
+            overlap=settings.overlap,
+            batch_size=settings.batch_size,
+            max_pixels=settings.max_pixels,
+            precision=settings.precision,
+        )
+
     def derain_tensor(self, x: Tensor) -> Tensor:
         """``(3, H, W)`` or ``(B, 3, H, W)`` float in [0, 1] → derained, same shape, clipped to [0, 1].
 
