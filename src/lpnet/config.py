@@ -443,6 +443,20 @@ class BenchmarkDataConfig(LoaderConfig):
 # Applying a trained model
 
 
+def check_max_pixels(max_pixels: Any) -> None:
+    """Refuse a ``max_pixels`` no image can meet (a folder run would fail every file): a positive int or
+    None (Pillow's own limit).
+
+    Raises:
+        ValueError: naming the setting.
+    """
+    _require(
+        max_pixels is None
+        or (isinstance(max_pixels, int) and not isinstance(max_pixels, bool) and max_pixels >= 1),
+        f"max_pixels must be a positive number of pixels or null (Pillow's limit), got {max_pixels!r}",
+    )
+
+
 @dataclass
 class DerainConfig:
     """How a trained LPNet is applied to images of any size (:class:`lpnet.Derainer`).
@@ -696,11 +710,7 @@ class AppCommandConfig(DerainConfig):
             and self.max_upload_mb >= 1,
             f"max_upload_mb must be a whole number of megabytes >= 1, got {self.max_upload_mb!r}",
         )
-        _require(
-            self.max_pixels is None or (isinstance(self.max_pixels, int) and self.max_pixels >= 1),
-            "max_pixels must be a positive number of pixels or null (Pillow's limit), "
-            f"got {self.max_pixels!r}",
-        )
+        check_max_pixels(self.max_pixels)
         self.models = [str(m) for m in self.models]
 
 

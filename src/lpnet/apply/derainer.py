@@ -20,7 +20,7 @@ from torch import Tensor
 from lpnet.apply.folder import DerainSummary, derain_folder
 from lpnet.apply.tiling import Tile, check_tiling, derain_tiled, plan_tiles, run_tiles
 from lpnet.checkpoint import load_network
-from lpnet.config import DerainCommandConfig, DerainConfig
+from lpnet.config import DerainCommandConfig, DerainConfig, check_max_pixels
 from lpnet.io import OutputImage, SourceImage, decode_pil, open_image, rgb_to_luma
 from lpnet.models.complexity import receptive_field_radius
 from lpnet.models.fast import bf16_unsupported, optimize_for_inference
@@ -101,11 +101,7 @@ class Derainer:
         precision: str = DerainConfig.precision,
     ) -> None:
         check_tiling(tile, overlap, batch_size)
-        if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels < 1):
-            # Checked here, not per image: a limit no image can meet would fail every file of a folder.
-            raise ValueError(
-                f"max_pixels must be a positive number of pixels or null (Pillow's limit), got {max_pixels!r}"
-            )
+        check_max_pixels(max_pixels)  # here, not per image: a limit no image meets fails every file
         self.device = resolve_device(device)
         refusal = bf16_unsupported(self.device) if precision == "bf16" else None
         if refusal:
