@@ -146,7 +146,7 @@ def score(output: Path, clean: Path, rainy: Path) -> dict[str, float]:
         OSError: the clean image cannot be read.
     """
     from lpnet.io import read_image
-    from lpnet.metrics import psnr_y, ssim_y
+    from lpnet.scoring import score_images
 
     target = read_image(clean)[None]
     scores = {}
@@ -157,8 +157,8 @@ def score(output: Path, clean: Path, rainy: Path) -> dict[str, float]:
                 f"the clean image {clean.name} is {target.shape[-1]}×{target.shape[-2]}, the photo "
                 f"{image.shape[-1]}×{image.shape[-2]}: not scored"
             )
-        scores[f"{prefix}psnr_y"] = float(psnr_y(image, target))
-        scores[f"{prefix}ssim_y"] = float(ssim_y(image, target))
+        scored = score_images(image, target)  # lpnet.eval's scores (the 8-bit image quantizes to itself)
+        scores |= {f"{prefix}{name}": float(scored[name][0]) for name in ("psnr_y", "ssim_y")}
     return scores
 
 
@@ -203,7 +203,7 @@ def derain_uploads(
         seconds = time.perf_counter() - start
         result.failed += [_named(reason, folder, name, source) for _, reason in summary.failed]
         for output in summary.written:
-            expert = getattr(derainer, "last_expert", "net")
+            expert = derainer.last_expert
             item = ImageResult(
                 name=name,
                 preview=_preview(source, folder / "preview" / str(k) / f"{source.name}.png"),
