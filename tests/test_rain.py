@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -210,6 +211,13 @@ class TestSidewaysAndDry:
         # (a wet 24×24 image may still catch no streak: nearly all do)
         assert (rainy[~dry] != clean[~dry]).flatten(1).any(1).float().mean() > 0.95
         assert 0.185 < dry.float().mean() < 0.315  # 3 standard deviations of 400 coins
+
+    def test_a_dry_image_gets_no_veil_or_background_blur_either(self):
+        config = dataclasses.replace(PRESETS["heavy_veil"], dry=(1.0, 1.0))
+        clean = torch.rand(4, 3, 24, 24, generator=_gen(1))
+        rainy, params = render_rain(clean, config, _gen(0))
+        assert all(p["dry"] and p["alpha"] == 1.0 and p["background_blur"] == 0.0 for p in params)
+        assert torch.equal(rainy, clean)
 
 
 @pytest.mark.slow

@@ -258,6 +258,9 @@ def render_rain(
         if name != "layers" and name not in _CHANCES
     }
     p["angle"] = p["angle"] + 90.0 * coins["sideways"]
+    # A dry image has no rain at all: no streaks (below), and no veil or blur of its background either.
+    p["alpha"] = p["alpha"].masked_fill(coins["dry"], 1.0)
+    p["background_blur"] = p["background_blur"].masked_fill(coins["dry"], 0.0)
     spread = (2 * rand((b, max_layers), generator, dev) - 1) * p["angle_spread"][:, None]
 
     # Relative depth scale of each layer: 1 (nearest) down to depth_falloff (farthest), geometric.
