@@ -10,8 +10,8 @@ Rain100L/H pairs: rainy >= clean in every channel of every pixel), so the mean o
 at most ``preview_side`` pixels per side (a box downscale by a whole factor): the benchmark images
 (481×321) are measured as they are, and a 40-megapixel photo costs one small extra network call.
 
-The thresholds are lpnet's settings, chosen on the shared real validation sets and checked on the held-back
-half (docs/results.md); a plain ``nn.Module`` with no Lightning or Hydra.
+The thresholds are lpnet's settings, chosen on the shared 51-pair real validation sets (docs/results.md,
+which also shows where they misjudge other rain); a plain ``nn.Module`` with no Lightning or Hydra.
 """
 
 from __future__ import annotations
