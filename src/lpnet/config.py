@@ -654,6 +654,51 @@ class ReportCommandConfig:
 
 
 @dataclass
+class StudyCommandConfig:
+    """``python -m lpnet.study`` (``make ablations``): the ablation study, run as a resumable ledger.
+
+    Attributes:
+        ledger: the folder of finished runs' small outputs, ``<axis>/<value>/seed<k>/`` (committed).
+        runs_dir: where each run trains (checkpoints, full logs; not kept in the ledger).
+        real_rain_dir: the folder that holds the sets of ``real_val`` and ``clean_val``.
+        axes: the axes, in order: ``conf/experiment/ablation_<axis>.yaml``, whose sweep gives the values
+            (``loss``, ``width``, ``recursion``, then ``skip``, ``sharing``, ``levels``).
+        seeds: every configuration runs once with each.
+        recipe: the ``lpnet.train`` overrides every run shares; the baseline is this recipe alone:
+            lpnet:heavy's data and schedule (``experiment=weights_heavy``) at 1,000 steps, validated every
+            250 (docs/ablations.md: where the rankings stop changing).
+        real_val: real rain pairs every run is scored on, ``{name: folder under real_rain_dir}``.
+        clean_val: rain-free photos every run is scored on (each against itself), likewise.
+        logger: ``lpnet.train``'s logger for every run: ``tensorboard`` (CSV + TensorBoard, HParams with
+            the final scores), ``wandb`` (CSV + W&B, the axis as the group), ``csv``.
+        max_runs: run at most this many of the runs left, then stop (None: all).
+        dry_run: print the plan and what is left, run nothing.
+        quiet: keep each run's own output in its log file (``runs_dir``) instead of the terminal.
+    """
+
+    ledger: str = "results/ablations"
+    runs_dir: str = "outputs/ablations"
+    real_rain_dir: str = MISSING
+    axes: list[str] = field(default_factory=lambda: ["loss", "width", "recursion"])
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    recipe: list[str] = field(
+        default_factory=lambda: [
+            "experiment=weights_heavy",
+            "trainer.max_steps=1000",
+            "trainer.val_check_interval=250",
+        ]
+    )
+    real_val: dict[str, str] = field(
+        default_factory=lambda: {"heavy": "rain100h-val", "light": "rain100l-val"}
+    )
+    clean_val: dict[str, str] = field(default_factory=lambda: {"photos": "rain100l-val/norain"})
+    logger: str = "tensorboard"
+    max_runs: int | None = None
+    dry_run: bool = False
+    quiet: bool = True
+
+
+@dataclass
 class BenchCommandConfig:
     """``python -m lpnet.bench``: inference and training speed against the plain eager model.
 
@@ -737,6 +782,7 @@ STRUCTURED_CONFIGS: dict[str, type] = {
     "export": ExportCommandConfig,
     "convert": ConvertCommandConfig,
     "report": ReportCommandConfig,
+    "study": StudyCommandConfig,
     "bench": BenchCommandConfig,
     "app": AppCommandConfig,
     "demo": DemoConfig,
