@@ -23,10 +23,16 @@ WEIGHTS ?= heavy light mixed
 comma := ,
 REAL_VAL = $(if $(wildcard $(REAL_RAIN_DIR)/rain100l-val),'data.real_val={light:$(REAL_RAIN_DIR)/rain100l-val$(comma)heavy:$(REAL_RAIN_DIR)/rain100h-val}' 'data.clean_val={photos:$(REAL_RAIN_DIR)/rain100l-val/norain}')
 WEIGHTS_RUNS := outputs/weights
+# make ablations: the study's ledger (committed) and its page; FRESH=1 re-runs the whole study from scratch
+# into outputs/ablations-fresh/ (the committed ledger is left as it is) to compare with.
+FRESH ?=
+LEDGER ?= $(if $(filter 1 true,$(FRESH)),outputs/ablations-fresh/ledger,results/ablations)
+ABLATIONS_DOCS ?= $(if $(filter 1 true,$(FRESH)),outputs/ablations-fresh,docs)
+ABLATIONS_ARGS ?=
 # Re-encode a PNG that lpnet wrote as a JPEG (lpnet.io's quality): $(TO_JPEG) SOURCE.png TARGET.jpg
 TO_JPEG = $(PY) -c 'import sys; from lpnet.io import read_image, write_image; write_image(sys.argv[2], read_image(sys.argv[1]))'
 
-.PHONY: help install test test-all lint format demo app bench weights notebooks figures clean
+.PHONY: help install test test-all lint format demo app bench weights ablations ablations-report notebooks figures clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -74,6 +80,13 @@ weights: $(VENV)/.installed  ## retrain the bundled weights lpnet:heavy, lpnet:l
 	  $(PY) -m lpnet.train experiment=weights_$$name hydra.run.dir=$$run $(REAL_VAL); \
 	  $(PY) -m lpnet.convert source=$$run/checkpoints/last.ckpt output=src/lpnet/weights/$$name.pt overwrite=true; \
 	done
+
+ablations: $(VENV)/.installed  ## the ablation study: trains what the ledger results/ablations/ lacks (7-20 min a run on 2 CPU cores; stop any time, only the run in progress is lost), then docs/ablations.md (FRESH=1: all of it again, into outputs/)
+	$(PY) -m lpnet.study real_rain_dir=$(REAL_RAIN_DIR) ledger=$(LEDGER) $(ABLATIONS_ARGS)
+	$(PY) -m lpnet.report input=$(LEDGER) output=$(ABLATIONS_DOCS)
+
+ablations-report: $(VENV)/.installed  ## docs/ablations.md and its plots from the ledger results/ablations/ alone
+	$(PY) -m lpnet.report input=$(LEDGER) output=$(ABLATIONS_DOCS)
 
 notebooks: $(VENV)/.installed  ## re-run the notebooks and store their outputs (~1 min; synthetic rain and the bundled weights only)
 	$(PY) notebooks/execute.py

@@ -30,7 +30,8 @@ HPARAMS_SEARCHES = sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml
 ABLATIONS = {
     "ablation_loss": {"loss": "paper,l1,l2,l1_ssim_all"},
     "ablation_width": {
-        "model.net": "{width_multiplier:0.5},{width_multiplier:1},{width_multiplier:2},{widths:[16,16,16,16,16]}"
+        "model.net": "{width_multiplier:0.5},{width_multiplier:1},{width_multiplier:2},"
+        "{widths:[16,16,16,16,16]}"
     },
     "ablation_recursion": {"model.net.recursions": "1,3,5,7"},
     "ablation_sharing": {"model.net.share_weights": "true,false"},

@@ -669,8 +669,8 @@ class StudyCommandConfig:
             250 (docs/ablations.md: where the rankings stop changing).
         real_val: real rain pairs every run is scored on, ``{name: folder under real_rain_dir}``.
         clean_val: rain-free photos every run is scored on (each against itself), likewise.
-        logger: ``lpnet.train``'s logger for every run: ``tensorboard`` (CSV + TensorBoard, HParams with
-            the final scores), ``wandb`` (CSV + W&B, the axis as the group), ``csv``.
+        loggers: ``lpnet.train``'s loggers for every run (CSV always): ``tensorboard`` (its HParams tab
+            with each run's final scores), ``wandb`` (the axis as the W&B group, value and seed as tags).
         max_runs: run at most this many of the runs left, then stop (None: all).
         dry_run: print the plan and what is left, run nothing.
         quiet: keep each run's own output in its log file (``runs_dir``) instead of the terminal.
@@ -692,7 +692,7 @@ class StudyCommandConfig:
         default_factory=lambda: {"heavy": "rain100h-val", "light": "rain100l-val"}
     )
     clean_val: dict[str, str] = field(default_factory=lambda: {"photos": "rain100l-val/norain"})
-    logger: str = "tensorboard"
+    loggers: list[str] = field(default_factory=lambda: ["tensorboard"])
     max_runs: int | None = None
     dry_run: bool = False
     quiet: bool = True

@@ -66,14 +66,20 @@ METRICS = (
     "test/input_psnr_y",
     "test/input_ssim_y",
 )
-# The PSNR the best run is chosen by: the first one the runs have. Validation first: choosing on the test
-# set would make the reported test score optimistic; the best run's test score is reported beside it.
+# Further validation sets (``data.real_val``, ``data.clean_val``): each logged as ``<set>/<score>``; the
+# report shows these scores of each, at the run's last validation, before the synthetic ones.
+REAL_SET, CLEAN_SET = "val_real", "val_clean"
+SET_SCORES = ("psnr_y", "ssim_y", "input_psnr_y")
+# The PSNR the best run is chosen by: the first real set's (the one data.real_val names first), else the
+# first of these that the runs have. Validation first: choosing on the test set would make the reported test
+# score optimistic; the best run's test score is reported beside it.
 HEADLINE_METRICS = ("val/psnr_y_best", "val/psnr_y", "test/psnr_y")
 # Runs that differ only in this override are one configuration, its seeds averaged.
 SEED_KEY = "seed"
-# The Y-PSNR of each stage in psnr_by_<key>.png: the best validation (what picks best.ckpt) and the test.
-PSNR_BY_STAGE = (("val", "val/psnr_y_best"), ("test", "test/psnr_y"))
+# What a configuration averages over its seeds: every set's Y-PSNR and SSIM (and the best validation).
+AVERAGED = re.compile(r"^(val\w*|test)/(psnr_y|ssim_y|psnr_y_best)$")
 MIN_PSNR_SPAN = 1.0  # dB: the smallest y-range of a PSNR plot (0.03 dB apart is a tie, drawn as one)
+MIN_SSIM_SPAN = 0.02  # the same for SSIM
 LOSS_COLUMN = re.compile(r"^train/level(\d+)/(\w+)$")
 LOSS_TERMS = {"l1": "L1", "l2": "MSE", "ssim": "(1 − SSIM) / 2"}  # the loss terms of lpnet.models.losses
 LOG_SPAN = 10  # a loss axis is logarithmic when its values span this factor or more, else linear
@@ -307,16 +313,43 @@ def _text(value: Any) -> str:
     return json.dumps(value)
 
 
+def further_sets(runs: Sequence[Run]) -> list[str]:
+    """The validation sets beyond the synthetic one that the runs were scored on (``val_real_<name>``,
+    ``val_clean_<name>``): real rain first, then rain-free, each in the order the runs' ``data.real_val`` /
+    ``data.clean_val`` name them (the first real set is the one the runs are judged by)."""
+    found = {
+        key.split("/", 1)[0] for run in runs for key in run.metrics if key.startswith((REAL_SET, CLEAN_SET))
+    }
+    named: list[str] = [REAL_SET]
+    for run in runs:
+        for section, prefix in (("real_val", REAL_SET), ("clean_val", CLEAN_SET)):
+            folders = OmegaConf.select(run.config, f"data.{section}", default=None) if run.config else None
+            named += [f"{prefix}_{name}" for name in (folders or {})]
+    ordered = [name for name in dict.fromkeys(named) if name in found] + sorted(found - set(named))
+    return sorted(ordered, key=lambda name: not name.startswith(REAL_SET))
+
+
+def set_title(prefix: str) -> str:
+    """A set's name in tables and plots: ``val_real_heavy`` → ``real heavy``, ``val`` → ``validation``."""
+    if prefix.startswith(CLEAN_SET):
+        return "rain-free " + prefix[len(CLEAN_SET) + 1 :]
+    if prefix.startswith(REAL_SET):
+        return ("real " + prefix[len(REAL_SET) + 1 :]).strip()
+    return {"val": "validation", "test": "test"}.get(prefix, prefix)
+
+
 def table(runs: Sequence[Run]) -> tuple[list[str], list[dict[str, Any]]]:
-    """The report's rows (unrounded values; ``None`` where unknown) and their column names."""
+    """The report's rows (unrounded values; ``None`` where unknown) and their column names: the swept
+    values, cost, every further validation set's scores (:func:`further_sets`), then the synthetic ones."""
     keys = swept_keys(runs)
-    columns = ["run", "status", *keys, "params", "macs_per_pixel", *METRICS, "steps", "wall_time_s", "note"]
+    scores = [f"{prefix}/{score}" for prefix in further_sets(runs) for score in SET_SCORES] + list(METRICS)
+    columns = ["run", "status", *keys, "params", "macs_per_pixel", *scores, "steps", "wall_time_s", "note"]
     rows = []
     for run in runs:
         row = {"run": run.label, "status": run.status, "note": run.note}
         row |= {key: swept_value(run, key) for key in keys}
         row |= {"params": run.params, "macs_per_pixel": run.macs_per_pixel}
-        row |= {name: run.metrics.get(name) for name in METRICS}
+        row |= {name: run.metrics.get(name) for name in scores}
         row |= {"steps": run.steps, "wall_time_s": run.wall_time_s}
         rows.append(row)
     return columns, rows
@@ -429,12 +462,27 @@ def configurations(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[
     for members in groups.values():
         config = {k: members[0][k] for k in config_keys}
         config |= {"n": len(members), "runs": [m["run"] for m in members]}
-        for _, metric in PSNR_BY_STAGE:
+        for metric in averaged_metrics(rows):
             values = [m[metric] for m in members if m[metric] is not None]
             config[f"{metric} mean"] = statistics.fmean(values) if values else None
             config[f"{metric} std"] = statistics.stdev(values) if len(values) > 1 else None
         configs.append(config)
     return configs
+
+
+def judged_metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """What runs are judged by, first to last: each real set's Y-PSNR, then :data:`HEADLINE_METRICS`."""
+    columns = list(rows[0]) if rows else []
+    real = [c for c in columns if c.startswith(REAL_SET) and c.endswith("/psnr_y")]
+    return real + [m for m in HEADLINE_METRICS if m in columns]
+
+
+def averaged_metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The scores a configuration averages over its seeds: :func:`judged_metrics` first, then every other
+    set's Y-PSNR and SSIM in column order."""
+    columns = list(rows[0]) if rows else []
+    judged = judged_metrics(rows)
+    return judged + [c for c in columns if AVERAGED.match(c) and c not in judged]
 
 
 def seed_verdict(config: dict[str, Any], best: dict[str, Any], metric: str) -> str:
@@ -450,25 +498,29 @@ def seed_verdict(config: dict[str, Any], best: dict[str, Any], metric: str) -> s
 
 
 def best_configuration(configs: Sequence[dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
-    """The configuration with the highest mean validation Y-PSNR (else test), and that metric."""
-    for _, metric in PSNR_BY_STAGE:
+    """The configuration with the highest mean of the first :func:`judged_metrics` they have, and that
+    metric."""
+    averaged = [k.removesuffix(" mean") for k in (configs[0] if configs else {}) if k.endswith(" mean")]
+    for metric in [m for m in averaged if m.endswith(("/psnr_y", "/psnr_y_best"))]:
         scored = [c for c in configs if c[f"{metric} mean"] is not None]
         if scored:
             return max(scored, key=lambda c: c[f"{metric} mean"]), metric
     return None, None
 
 
-def _mean_std(config: dict[str, Any], metric: str) -> str:
-    mean, std = config[f"{metric} mean"], config[f"{metric} std"]
+def mean_std(config: dict[str, Any], metric: str) -> str:
+    """``30.20 ± 0.28`` (PSNR, dB) or ``0.8123 ± 0.0040`` (SSIM): a configuration's mean and spread."""
+    mean, std = config.get(f"{metric} mean"), config.get(f"{metric} std")
     if mean is None:
         return ""
-    return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
+    digits = 4 if "ssim" in metric else 2
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
 
 
 def _configuration_lines(configs: Sequence[dict[str, Any]]) -> list[str]:
     best, metric = best_configuration(configs)
     keys = [k for k in configs[0] if k not in ("n", "runs") and not k.endswith((" mean", " std"))]
-    stages = [m for _, m in PSNR_BY_STAGE]
+    stages = [k.removesuffix(" mean") for k in configs[0] if k.endswith(" mean")]
     lines = [
         "## Configurations (seeds averaged)",
         "",
@@ -481,12 +533,12 @@ def _configuration_lines(configs: Sequence[dict[str, Any]]) -> list[str]:
     ]
     for config in configs:
         cells = [_text(config[k]).replace("|", "\\|") for k in keys] + [str(config["n"])]
-        cells += [_mean_std(config, m) for m in stages]
+        cells += [mean_std(config, m) for m in stages]
         cells.append(seed_verdict(config, best, metric) if best is not None and metric else "")
         lines.append("| " + " | ".join(cells) + " |")
     if best is not None:
         chosen = ", ".join(f"{k}={_text(best[k])}" for k in keys) or "the only configuration"
-        test = _mean_std(best, "test/psnr_y")
+        test = mean_std(best, "test/psnr_y")
         lines += [
             "",
             f"Best configuration (on {metric}): {chosen}" + (f"; test/psnr_y {test} dB." if test else "."),
@@ -495,8 +547,8 @@ def _configuration_lines(configs: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def headline_metric(rows: Sequence[dict[str, Any]]) -> str | None:
-    """The first of :data:`HEADLINE_METRICS` that a complete run has: what the runs are judged by."""
-    for name in HEADLINE_METRICS:
+    """The first of :func:`judged_metrics` that a complete run has: what the runs are judged by."""
+    for name in judged_metrics(rows):
         if any(row[name] is not None and row["status"] == COMPLETE for row in rows):
             return name
     return None
@@ -535,18 +587,20 @@ class Plot:
 
 
 def _baseline(rows: Sequence[dict[str, Any]], stage: str) -> float | None:
-    """The rainy input's Y-PSNR on ``stage`` (``val``/``test``): the mean over the runs that have it (all
-    runs score the same images, so the values agree unless the data changed)."""
+    """The rainy input's Y-PSNR on set ``stage`` (``val``, ``test``, ``val_real_heavy``): the mean over the
+    runs that have it (all runs score the same images, so the values agree unless the data changed)."""
     values = [row[f"{stage}/input_psnr_y"] for row in rows if row.get(f"{stage}/input_psnr_y") is not None]
     return sum(values) / len(values) if values else None
 
 
-def _psnr_limits(values: Sequence[float], baseline: float | None) -> tuple[float, float]:
-    """y-limits that hold every value and the baseline, at least :data:`MIN_PSNR_SPAN` dB tall (a 0.03 dB
-    spread is shown as the near-tie it is), with room above for the value labels."""
+def _psnr_limits(
+    values: Sequence[float], baseline: float | None, min_span: float = MIN_PSNR_SPAN
+) -> tuple[float, float]:
+    """y-limits that hold every value and the baseline, at least ``min_span`` tall (a 0.03 dB spread is
+    shown as the near-tie it is), with room above for the value labels."""
     shown = [*values, *([baseline] if baseline is not None else [])]
     low, high = min(shown), max(shown)
-    pad = (max(high - low, MIN_PSNR_SPAN) - (high - low)) / 2
+    pad = (max(high - low, min_span) - (high - low)) / 2
     low, high = low - pad, high + pad
     return low - 0.08 * (high - low), high + 0.16 * (high - low)
 
@@ -563,15 +617,31 @@ def _mark_best(ax: Any, x: float, y: float, metric: str) -> None:
     ax.scatter([x], [y], marker="*", s=200, color="gold", edgecolor="black", zorder=5, label=label)
 
 
-def plot_psnr_by_key(runs: Sequence[Run], rows: Sequence[dict[str, Any]], key: str, best: str | None) -> Plot:
-    """Validation and test Y-PSNR against one swept key: a panel each, the values as categories.
+def score_panels(rows: Sequence[dict[str, Any]], score: str = "psnr_y") -> list[tuple[str, str]]:
+    """``(set, metric)`` of each panel of a by-key plot: every further validation set (real rain first),
+    then the synthetic validation (its best Y-PSNR) and test sets."""
+    columns = list(rows[0]) if rows else []
+    further = list(dict.fromkeys(c.split("/")[0] for c in columns if c.startswith((REAL_SET, CLEAN_SET))))
+    synthetic = [
+        ("val", "val/psnr_y_best" if score == "psnr_y" else f"val/{score}"),
+        ("test", f"test/{score}"),
+    ]
+    return [(prefix, f"{prefix}/{score}") for prefix in further] + synthetic
+
+
+def plot_psnr_by_key(
+    runs: Sequence[Run], rows: Sequence[dict[str, Any]], key: str, best: str | None, score: str = "psnr_y"
+) -> Plot:
+    """Each set's Y-PSNR (or ``score="ssim_y"``: SSIM) against one swept key: a panel per set
+    (:func:`score_panels`), the values as categories.
 
     The key's values are categories in sweep order (numbers sorted: recursions 1, 3, 5, 7 are four
     ticks, not a continuous axis), each point labelled with its value; the rainy input is the dashed
     line and the run labelled ``best`` a star. Only runs that set ``key`` themselves are drawn
     (the uniform-width run says nothing about the width multiplier its config still holds).
     """
-    name = f"psnr_by_{slug(key)}.png"
+    psnr = score == "psnr_y"
+    name = f"{'psnr' if psnr else score.split('_')[0]}_by_{slug(key)}.png"
     points = [r for run, r in zip(runs, rows) if r["status"] == COMPLETE and key in run.overrides]
     if len({_text(r[key]) for r in points}) < 2:
         return Plot(name, reason=f"fewer than two values of {key} among the complete runs that set it")
@@ -580,13 +650,20 @@ def plot_psnr_by_key(runs: Sequence[Run], rows: Sequence[dict[str, Any]], key: s
         points = sorted(points, key=lambda r: r[key])
     categories = list(dict.fromkeys(_text(r[key]) for r in points))
     stages = [
-        (stage, metric) for stage, metric in PSNR_BY_STAGE if any(r[metric] is not None for r in points)
+        (stage, metric)
+        for stage, metric in score_panels(rows, score)
+        if any(r.get(metric) is not None for r in points)
     ]
     if not stages:
-        return Plot(name, reason="no complete run has a validation or test Y-PSNR")
+        return Plot(name, reason=f"no complete run has a validation or test {score}")
     headline = headline_metric(rows)
-    fig = Figure(figsize=(4.2 * len(stages) + 0.6, 4.4), layout="constrained")
-    for ax, (stage, metric) in zip(fig.subplots(1, len(stages), squeeze=False)[0], stages):
+    columns = min(len(stages), 4)
+    grid = math.ceil(len(stages) / columns)
+    fig = Figure(figsize=(4.2 * columns + 0.6, 4.4 * grid), layout="constrained")
+    axes = fig.subplots(grid, columns, squeeze=False).ravel()
+    for ax in axes[len(stages) :]:
+        ax.set_visible(False)
+    for ax, (stage, metric) in zip(axes, stages):
         drawn = [(categories.index(_text(r[key])), r) for r in points if r[metric] is not None]
         # Several runs per value (seeds): their mean, with the sample standard deviation as an error bar.
         per_value: dict[int, list[float]] = {}
@@ -605,14 +682,14 @@ def plot_psnr_by_key(runs: Sequence[Run], rows: Sequence[dict[str, Any]], key: s
             ax.plot(xs, ys, "o-", color="tab:blue", label=metric)
         for x, y, spread in zip(xs, ys, spreads):
             ax.annotate(
-                f"{y:.2f}",
+                f"{y:.2f}" if psnr else f"{y:.3f}",
                 (x, y + spread),
                 xytext=(0, 7),
                 textcoords="offset points",
                 ha="center",
                 fontsize=9,
             )
-        baseline = _baseline(points, stage)
+        baseline = _baseline(points, stage) if psnr else None
         _draw_baseline(ax, baseline)
         for x, r in drawn:
             if r["run"] == best:
@@ -621,15 +698,17 @@ def plot_psnr_by_key(runs: Sequence[Run], rows: Sequence[dict[str, Any]], key: s
         ax.set_xlim(-0.5, len(categories) - 0.5)
         ax.set_ylim(
             *_psnr_limits(
-                [y + d for y, d in zip(ys, spreads)] + [y - d for y, d in zip(ys, spreads)], baseline
+                [y + d for y, d in zip(ys, spreads)] + [y - d for y, d in zip(ys, spreads)],
+                baseline,
+                MIN_PSNR_SPAN if psnr else MIN_SSIM_SPAN,
             )
         )
         ax.set_xlabel(key)
-        ax.set_ylabel(f"{metric} (dB)")
-        ax.set_title("validation" if stage == "val" else "test")
+        ax.set_ylabel(f"{metric} (dB)" if psnr else metric)
+        ax.set_title(set_title(stage))
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8, loc="best")
-    fig.suptitle(f"Y-PSNR by {key}")
+    fig.suptitle(f"{'Y-PSNR' if psnr else 'SSIM (Y)'} by {key}")
     return Plot(name, fig)
 
 
@@ -833,8 +912,16 @@ def input_dirs(value: Any) -> list[Path]:
 
 
 def run(cfg: Any) -> Outcome:
-    """The command: ``python -m lpnet.report input=SWEEP_DIR [output=DIR]``."""
+    """The command: ``python -m lpnet.report input=SWEEP_DIR [output=DIR]``; a study's ledger
+    (:mod:`lpnet.study_report`) gives ``<output>/ablations.md``."""
+    from lpnet.study_report import is_ledger, write_study_report
+
     sweeps = input_dirs(cfg.input)
+    if len(sweeps) == 1 and is_ledger(sweeps[0]):  # the ablation study's ledger: docs/ablations.md
+        output = Path(cfg.output) if cfg.output is not None else sweeps[0]
+        written, left_out = write_study_report(sweeps[0], output)
+        facts = [("wrote", path) for path in written] + [("left out", line) for line in left_out]
+        return Outcome(f"lpnet report: {written[0]}", facts)
     if cfg.output is None and len(sweeps) > 1:
         raise ValueError(f"input names {len(sweeps)} folders: set output=DIR for their report")
     output = Path(cfg.output) if cfg.output is not None else sweeps[0]

@@ -55,6 +55,10 @@ from lpnet.files import write_json, write_text
 BASELINE = "baseline"
 BASELINE_VALUE = "paper"
 REJECTED = "rejected"  # <ledger>/rejected/: bad entries moved aside, never read as results
+MANIFEST = (
+    "study.yaml"  # <ledger>/study.yaml: the settings the study was last run with (what reports plan from)
+)
+MANIFEST_KEYS = ("axes", "seeds", "recipe", "real_val", "clean_val")
 ENTRY_FILES = ("config.yaml", "metrics.json", "metrics.csv", "overrides.yaml", "study.json")
 # Settings that do not change what a run learns or scores: where it writes, how it logs and shows
 # progress, how many loader processes feed it (the data order does not depend on it), its name on W&B.
@@ -170,7 +174,7 @@ def plan(cfg: Any) -> list[PlannedRun]:
         *cfg.recipe,
         *set_overrides(cfg.real_val, cfg.real_rain_dir, "data.real_val"),
         *set_overrides(cfg.clean_val, cfg.real_rain_dir, "data.clean_val"),
-        f"logger={cfg.logger}",
+        f"logger=[{','.join(cfg.loggers)}]",
     ]
 
     def overrides(axis: str, value: str, override: str | None, seed: int) -> tuple[str, ...]:
@@ -265,19 +269,14 @@ def recipe_of(cfg: Any) -> dict[str, Any]:
     """
     from omegaconf import DictConfig, OmegaConf
 
-    if isinstance(cfg, DictConfig):
-        tree = {}
-        for key in cfg:
-            if key not in IGNORED_SETTINGS:
-                tree[key] = (
-                    OmegaConf.to_container(cfg[key], resolve=True, enum_to_str=True)
-                    if isinstance(cfg[key], DictConfig)
-                    else plain(cfg[key])
-                )
-    else:
-        tree = json.loads(json.dumps(plain(cfg)))
-    for dotted in IGNORED_SETTINGS:
+    tree = (
+        OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+        if isinstance(cfg, DictConfig)
+        else plain(cfg)
+    )
+    for dotted in IGNORED_SETTINGS:  # before resolving: where a run writes is Hydra's, unknown here
         _drop(tree, dotted)
+    tree = OmegaConf.to_container(OmegaConf.create(tree), resolve=True, enum_to_str=True)
     for dotted in FOLDER_SETTINGS:
         section, name = dotted.split(".")
         folders = (tree.get(section) or {}).get(name)
@@ -286,12 +285,10 @@ def recipe_of(cfg: Any) -> dict[str, Any]:
     net = (tree.get("model") or {}).get("net")
     if isinstance(net, dict):
         known = {f.name for f in dataclasses.fields(LPNetConfig)}
-        try:
+        with contextlib.suppress(TypeError, ValueError):  # else left as it is: it differs, and is named
             tree["model"]["net"] = plain(
                 LPNetConfig(**{k: v for k, v in net.items() if k in known}).resolved()
             )
-        except (TypeError, ValueError):
-            pass  # left as it is: it will differ from any plan's, and be named
     return json.loads(json.dumps(tree, sort_keys=True))
 
 
@@ -482,6 +479,27 @@ def read_ledger(root: Path, runs: Sequence[PlannedRun], cfg: Any) -> Ledger:
     return Ledger(root, entries)
 
 
+def write_manifest(root: Path, study: Any) -> Path:
+    """``<ledger>/study.yaml``: the plan's settings (:data:`MANIFEST_KEYS`), which reports plan from."""
+    import yaml
+
+    root.mkdir(parents=True, exist_ok=True)
+    settings = {key: plain(getattr(study, key)) for key in MANIFEST_KEYS}
+    header = "# Written by python -m lpnet.study: the settings of the study this ledger holds.\n"
+    return write_text(root / MANIFEST, header + yaml.safe_dump(settings, sort_keys=False))
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The settings of ``<ledger>/study.yaml`` ({} when there is none or it is not a mapping)."""
+    import yaml
+
+    try:
+        settings = yaml.safe_load((root / MANIFEST).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return {k: v for k, v in settings.items() if k in MANIFEST_KEYS} if isinstance(settings, dict) else {}
+
+
 def move_aside(entry: Entry, root: Path) -> Path:
     """Move a bad entry to ``<ledger>/rejected/<slot>-<UTC time>`` (kept, never read as a result)."""
     target = root / REJECTED / f"{entry.slot.as_posix()}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
@@ -574,6 +592,7 @@ def run(cfg: Any) -> Outcome:
             )
     root = Path(study.ledger)
     runs = plan(study)
+    write_manifest(root, study)
     ledger = read_ledger(root, runs, study)
     for entry in ledger.bad:
         action = (
@@ -588,8 +607,8 @@ def run(cfg: Any) -> Outcome:
     known = [s for s in estimates if s is not None]
     total = f", about {duration(sum(known) * len(left) / len(known))}" if known else ""
     print(
-        f"study: {len(runs)} runs planned, {len(runs) - len(left)} in the ledger {root}, {len(left)} left{total}"
-        + ("" if left else ": nothing left to run"),
+        f"study: {len(runs)} runs planned, {len(runs) - len(left)} in the ledger {root}, "
+        f"{len(left)} left{total}" + ("" if left else ": nothing left to run"),
         flush=True,
     )
     if study.dry_run:

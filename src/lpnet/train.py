@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import re
 import shlex
 import signal
 import sys
@@ -112,6 +114,18 @@ def run_name(task_name: str, overrides: Sequence[str]) -> str:
     return f"{task_name}/{','.join(overrides)}" if overrides else task_name
 
 
+# The scores a run ends with, as TensorBoard's HParams tab shows them: every evaluated set's Y-PSNR and SSIM.
+FINAL_SCORE = re.compile(r"^(val\w*|test)/(psnr_y|ssim_y)$")
+
+
+def final_scores(metrics: dict[str, Any]) -> dict[str, float]:
+    """``hp_metric`` (the best validation Y-PSNR) and ``final/<set>/<score>`` for every finite score of
+    :data:`FINAL_SCORE` at the end of the run: the columns of TensorBoard's HParams tab."""
+    scores = {f"final/{k}": float(v) for k, v in metrics.items() if FINAL_SCORE.match(k) and math.isfinite(v)}
+    best = metrics.get("val/psnr_y_best")
+    return ({"hp_metric": float(best)} if best is not None and math.isfinite(best) else {}) | scores
+
+
 def logging_interval(trainer_cfg: DictConfig) -> int:
     """``trainer.log_every_n_steps``, lowered to the validation interval and to ``trainer.max_steps``.
 
@@ -169,8 +183,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     # 1 MAC = 2 FLOPs; per pixel at 321×481, the benchmark size
     cost = {"params": count_params(model.net), "macs_per_pixel": macs_per_pixel(model.net)}
+    hyperparams = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+        logger.log_hyperparams(hyperparams)
         if isinstance(logger, WandbLogger):  # once, as summary values: they do not change during a run
             logger.experiment.summary.update(cost)
 
@@ -182,11 +197,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({k: _plain(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
-    best_psnr = metrics.get("val/psnr_y_best")
     for logger in loggers:
-        if isinstance(logger, TensorBoardLogger) and best_psnr is not None:
-            # The HParams tab shows hp_metric: Lightning's placeholder is -1, this is the run's best
-            logger.log_metrics({"hp_metric": best_psnr}, step=trainer.global_step)
+        if isinstance(logger, TensorBoardLogger):
+            # The HParams tab: the run's settings beside its final scores, written once, at the end
+            # (conf/logger/tensorboard.yaml turns Lightning's placeholder hp_metric = -1 off)
+            logger.log_hyperparams(hyperparams, metrics=final_scores(metrics), step=trainer.global_step)
             logger.finalize("success")
 
     summary = {
