@@ -304,3 +304,31 @@ def test_the_report_is_recomputed_from_the_ledger_files(interrupted_study, tmp_p
     assert (tmp_path / "again/ablations.md").read_text() == page.replace(
         str(tmp_path / "docs"), str(tmp_path / "again")
     )
+
+
+@pytest.mark.slow
+def test_wandb_groups_a_configurations_seeds_by_axis(interrupted_study, tmp_path):
+    """One more run with W&B on (offline): its group is the axis, its value and seed are tags and config."""
+    from test_wandb import read_finished_run
+
+    work = tmp_path / "work"
+    shutil.copytree(interrupted_study["work"], work)
+    shutil.rmtree(work / "ledger/skip/false/seed2")
+    settings = [s.replace(str(interrupted_study["work"]), str(work)) for s in interrupted_study["settings"]]
+    env = {"WANDB_MODE": "offline", "WANDB_DATA_DIR": str(tmp_path / "wandb-data")}
+    finish(study(work, *settings, "loggers=[wandb,tensorboard]", env=env))
+    (run_file,) = (work / "runs/skip/false").glob("seed2-*/wandb/offline-run-*/run-*.wandb")
+    records = read_finished_run(run_file)
+    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert run.run_group == "ablation_skip"
+    assert {"ablation", "ablation_skip", "skip=false", "seed=2"} <= set(run.tags)
+    config = {
+        item.key: json.loads(item.value_json)
+        for r in records
+        if r.WhichOneof("record_type") == "config"
+        for item in r.config.update
+    }
+    assert config["seed"] == 2 and config["model"]["net"]["residual_skip"] is False
+    # the ledger entry of this run is whole and counted
+    cfg = mini_config(Path(settings[0].split("=", 1)[1]), work / "ledger")
+    assert "skip/false/seed2" in {e.slot.as_posix() for e in read_ledger(work / "ledger", plan(cfg), cfg).good}
