@@ -28,6 +28,7 @@ OWN_SETTING = {
     "lpnet-report": "input:",
     "lpnet-bench": "quick:",
     "lpnet-app": "max_upload_mb:",
+    "lpnet-study": "runs_dir:",
 }
 
 

@@ -63,6 +63,36 @@ def test_import_and_a_derain_run_stay_within_their_module_budget(tmp_path):
     assert len(ran) - torch_only <= RUN_BUDGET, len(ran) - torch_only
 
 
+# Counts Hydra's compositions (every one loads the config files: ConfigLoaderImpl.load_configuration).
+COUNT_COMPOSITIONS = (
+    "import atexit, sys; from hydra._internal.config_loader_impl import ConfigLoaderImpl as L; "
+    "calls = []; load = L.load_configuration; "
+    "L.load_configuration = lambda self, *a, **k: calls.append(1) or load(self, *a, **k); "
+    "atexit.register(lambda: print('compositions', len(calls)))"
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ((), 1),  # a one-photo run: composed once (hydra.main composes twice)
+        (("-m", "shard=0/2,1/2"), 6),  # a sweep is hydra.main's: once for the mode, the sweep, each job
+    ],
+)
+def test_a_one_photo_run_composes_its_settings_once(settings, expected, tmp_path):
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(tmp_path / "a.png")
+    run = (
+        f"{COUNT_COMPOSITIONS}; import runpy; sys.argv[0] = 'lpnet.derain'; "
+        "runpy.run_module('lpnet.derain', run_name='__main__')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    argv = [*settings, f"input={tmp_path / 'a.png'}", f"output={tmp_path / 'out'}", "progress=false"]
+    done = subprocess.run([sys.executable, "-c", run, *argv], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == f"compositions {expected}"
+    assert (tmp_path / "out" / "a.png").is_file()
+
+
 # ---- shards ---------------------------------------------------------------------------------------
 
 

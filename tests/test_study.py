@@ -331,4 +331,6 @@ def test_wandb_groups_a_configurations_seeds_by_axis(interrupted_study, tmp_path
     assert config["seed"] == 2 and config["model"]["net"]["residual_skip"] is False
     # the ledger entry of this run is whole and counted
     cfg = mini_config(Path(settings[0].split("=", 1)[1]), work / "ledger")
-    assert "skip/false/seed2" in {e.slot.as_posix() for e in read_ledger(work / "ledger", plan(cfg), cfg).good}
+    assert "skip/false/seed2" in {
+        e.slot.as_posix() for e in read_ledger(work / "ledger", plan(cfg), cfg).good
+    }
