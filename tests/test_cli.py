@@ -161,3 +161,59 @@ def test_summary_and_partial_failure(capsys):
     out = capsys.readouterr().out
     assert status == EXIT_PARTIAL and value == 7
     assert "── did 2 of 3" in out and "output  out/" in out and "c.png: unreadable" in out
+
+
+# ---- a command line of plain words, read without Hydra (lpnet.derain) ---------------------------------
+
+from hypothesis import example, given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from lpnet.cli import plain_settings  # noqa: E402
+from lpnet.config import DerainCommandConfig  # noqa: E402
+
+DERAIN_FIELDS = [f.name for f in __import__("dataclasses").fields(DerainCommandConfig)]
+WORDS = st.one_of(
+    st.sampled_from(["true", "false", "True", "null", "Null", "NULL", "0", "7", "-3", "+4", "007", "1_000",
+                     "1e3", "1.50", ".5", "inf", "nan", "-inf", "", "a b", "x,y", "'q'", "[1]", "${x}",
+                     "lpnet:light", "0/4", "a/b.png", "-dash", "~t", "%20@x", "x=y"]),
+    st.text(alphabet="abcXYZ019_-+./:%@eE", min_size=1, max_size=8),
+)  # fmt: skip
+
+
+def hydra_derain(argv: list[str]) -> dict | Exception:
+    """What Hydra composes for ``lpnet.derain``'s command line (without Hydra's own node), or its error."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="lpnet.conf", version_base="1.3"):
+            return OmegaConf.to_container(compose("derain", overrides=argv), throw_on_missing=True)
+    except Exception as err:  # noqa: BLE001 - any refusal: the plain reading must not accept it either
+        return err
+
+
+@given(
+    WORDS,
+    WORDS,
+    st.lists(
+        st.tuples(st.sampled_from([*DERAIN_FIELDS, "nosuch", "hydra.verbose", "+tile"]), WORDS), max_size=5
+    ),
+)
+@example("a.png", "out", [])
+@example("a.png", "out", [("tile", "512"), ("overlap", "null"), ("overwrite", "true"), ("shard", "0/4")])
+def test_plain_words_read_without_hydra_are_what_hydra_composes(source, target, words):
+    argv = [f"input={source}", f"output={target}", *(f"{key}={value}" for key, value in words)]
+    plain = plain_settings(DerainCommandConfig, argv)
+    if plain is None:
+        return  # Hydra composes it
+    composed = hydra_derain(argv)
+    assert not isinstance(composed, Exception), (argv, composed)
+    assert __import__("dataclasses").asdict(plain) == composed, argv
+
+
+def test_derain_settings_are_its_structured_config_alone():
+    """What makes plain_settings exact for lpnet.derain: conf/derain.yaml adds nothing to the dataclass."""
+    composed = hydra_derain(["input=a", "output=b"])
+    assert composed == __import__("dataclasses").asdict(DerainCommandConfig(input="a", output="b"))

@@ -22,10 +22,12 @@ from lpnet.models.fast import bf16_unsupported
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Top-level packages a derain run never needs: each costs a second or more of start-up (sympy and mpmath
-# came with torch's symbolic shapes through meta tensors; the rest are training's and plotting's).
+# came with torch's symbolic shapes through meta tensors; the rest are training's and plotting's), and
+# Hydra with OmegaConf (~0.3 s: a command line of plain words is read without them, lpnet.cli.plain_settings).
 FORBIDDEN = {
     "sympy", "mpmath", "lightning", "pytorch_lightning", "matplotlib", "scipy", "kornia", "wandb", "pandas",
-    "torchmetrics", "skimage", "rich", "onnx", "onnxruntime", "optuna", "torchvision",
+    "torchmetrics", "skimage", "rich", "onnx", "onnxruntime", "optuna", "torchvision", "hydra", "omegaconf",
+    "yaml", "antlr4",
 }  # fmt: skip
 # Submodules of torch that import its compiler stack (what pulled sympy in).
 FORBIDDEN_TORCH = ("torch._dynamo", "torch._inductor", "torch.fx.experimental.symbolic_shapes")
@@ -75,7 +77,8 @@ COUNT_COMPOSITIONS = (
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        ((), 1),  # a one-photo run: composed once (hydra.main composes twice)
+        (("overwrite=True",), 1),  # a word Hydra must read: composed once (hydra.main composes twice)
+        ((), 0),  # plain words: read without Hydra at all
         (("-m", "shard=0/2,1/2"), 6),  # a sweep is hydra.main's: once for the mode, the sweep, each job
     ],
 )

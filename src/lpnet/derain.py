@@ -22,14 +22,19 @@ failed, 2 nothing done (bad setting, missing checkpoint, unwritable or refused o
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from typing import TYPE_CHECKING
 
 from lpnet.apply import Derainer
 from lpnet.cli import Outcome, command
+from lpnet.config import DerainCommandConfig
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
-def run(cfg: DictConfig) -> Outcome:
-    """Derain ``cfg.input`` into ``cfg.output`` (settings: :class:`lpnet.config.DerainCommandConfig`)."""
+def run(cfg: DictConfig | DerainCommandConfig) -> Outcome:
+    """Derain ``cfg.input`` into ``cfg.output`` (settings: :class:`lpnet.config.DerainCommandConfig`, or
+    its DictConfig from Hydra)."""
     derainer = Derainer.from_settings(cfg.ckpt_path, cfg)
     summary = derainer.derain_files(
         cfg.input,
@@ -50,7 +55,7 @@ def run(cfg: DictConfig) -> Outcome:
     return Outcome(f"lpnet derain: {summary}", facts, failed=failed, nothing_done=nothing_done)
 
 
-main = command("derain", run)
+main = command("derain", run, plain=True)
 
 if __name__ == "__main__":
     main()
