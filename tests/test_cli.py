@@ -190,7 +190,7 @@ def hydra_derain(argv: list[str]) -> dict | Exception:
     try:
         with initialize_config_module(config_module="lpnet.conf", version_base="1.3"):
             return OmegaConf.to_container(compose("derain", overrides=argv), throw_on_missing=True)
-    except Exception as err:  # noqa: BLE001 - any refusal: the plain reading must not accept it either
+    except Exception as err:
         return err
 
 
