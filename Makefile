@@ -19,7 +19,10 @@ FIGURES := outputs/figures
 # make weights: the bundled models it retrains (lpnet:<name>, from conf/experiment/weights_<name>.yaml),
 # validated (watched, never trained on) on the real sets when REAL_RAIN_DIR holds them (quoted: the shell
 # would expand {a,b}).
-WEIGHTS ?= heavy light mixed
+WEIGHTS ?= heavy light mixed gauge
+# The clean photos the rain gauge trains on (make training-photos: Debian's wallpaper photographs, licences in
+# lpnet/data/training_photos.py, and the bundled ones).
+TRAINING_PHOTOS ?= outputs/training-photos
 comma := ,
 REAL_VAL = $(if $(wildcard $(REAL_RAIN_DIR)/rain100l-val),'data.real_val={light:$(REAL_RAIN_DIR)/rain100l-val$(comma)heavy:$(REAL_RAIN_DIR)/rain100h-val}' 'data.clean_val={photos:$(REAL_RAIN_DIR)/rain100l-val/norain}')
 WEIGHTS_RUNS := outputs/weights
@@ -32,7 +35,7 @@ ABLATIONS_ARGS ?=
 # Re-encode a PNG that lpnet wrote as a JPEG (lpnet.io's quality): $(TO_JPEG) SOURCE.png TARGET.jpg
 TO_JPEG = $(PY) -c 'import sys; from lpnet.io import read_image, write_image; write_image(sys.argv[2], read_image(sys.argv[1]))'
 
-.PHONY: help install test test-all lint format demo app bench weights ablations ablations-report notebooks figures clean
+.PHONY: help install test test-all lint format demo app bench training-photos weights ablations ablations-report notebooks figures clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -74,10 +77,13 @@ app: $(VENV)/.installed  ## the local web app on http://127.0.0.1:7860 (APP_ARGS
 bench: $(VENV)/.installed  ## inference/training benchmark with ratios against the eager reference
 	$(PY) -m lpnet.bench
 
-weights: $(VENV)/.installed  ## retrain the bundled weights lpnet:heavy, lpnet:light, lpnet:mixed from lpnet's synthetic rain only (20-90 min each on 2 CPU cores)
+training-photos: $(VENV)/.installed  ## the clean photos the rain gauge trains on, into outputs/training-photos (apt-get download of Debian's wallpaper packages, never installed)
+	$(PY) -m lpnet.data.training_photos $(TRAINING_PHOTOS)
+
+weights: $(VENV)/.installed $(if $(filter gauge,$(WEIGHTS)),training-photos)  ## retrain the bundled weights lpnet:heavy, lpnet:light, lpnet:mixed, lpnet:gauge from lpnet's synthetic rain only (20-90 min each on 2 CPU cores)
 	@set -e; for name in $(WEIGHTS); do \
 	  run=$(WEIGHTS_RUNS)/$$name-$$(date +%Y%m%d-%H%M%S); \
-	  $(PY) -m lpnet.train experiment=weights_$$name hydra.run.dir=$$run $(REAL_VAL); \
+	  LPNET_TRAINING_PHOTOS=$(TRAINING_PHOTOS) $(PY) -m lpnet.train experiment=weights_$$name hydra.run.dir=$$run $(REAL_VAL); \
 	  $(PY) -m lpnet.convert source=$$run/checkpoints/last.ckpt output=src/lpnet/weights/$$name.pt overwrite=true; \
 	done
 

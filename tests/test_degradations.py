@@ -89,7 +89,7 @@ class TestHaze:
 
 class TestCatalogue:
     def test_names(self):
-        names = {"rain_light", "rain_heavy", "rain_heavy_veil", "rain_mixed", "noise", "haze"}
+        names = {"rain_light", "rain_heavy", "rain_heavy_veil", "rain_mixed", "rain_any", "noise", "haze"}
         assert frozenset(names) == DEGRADATIONS
 
     @pytest.mark.parametrize("name", sorted(DEGRADATIONS))

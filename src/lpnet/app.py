@@ -121,6 +121,11 @@ class RequestResult:
     archive: Path | None = None
 
 
+def _choice(expert: str) -> str:
+    """What a router chose, as the page says it: ``its light expert``, or a blend as it is."""
+    return expert if "%" in expert else f"its {expert} expert"
+
+
 def _named(line: str, folder: Path, name: str, path: Path) -> str:
     """A failure line with the request's temporary path replaced by the name the user uploaded."""
     return line.replace(str(path), name).replace(str(folder) + os.sep, "")
@@ -209,7 +214,7 @@ def derain_uploads(
                 preview=_preview(source, folder / "preview" / str(k) / f"{source.name}.png"),
                 output=output,
                 seconds=seconds,
-                model=model if derainer.router is None else f"{model} (its {expert} expert)",
+                model=model if derainer.router is None else f"{model} ({_choice(expert)})",
             )
             if k < len(cleans) and cleans[k]:
                 try:

@@ -14,11 +14,14 @@ parameters and :data:`MAX_BYTES_PER_MEGAPIXEL` of inference memory (costed from 
 A refusal names the file and the offending field.
 
 A *router* (:class:`~lpnet.models.router.RainRouter`, the adaptive default ``lpnet:auto``) is a small JSON
-file that names its expert checkpoints, the probe and the thresholds:
-``{"format": "lpnet-router", "experts": {"light": "lpnet:light", ...}, "probe": "heavy",``
-``"thresholds": [...]}``
-(relative expert paths are read from the file's folder). :func:`load_network` loads either kind; the
-functions that need one network (:func:`load_model`, :func:`read_checkpoint`) refuse a router by name.
+file that names its expert checkpoints and how it measures the rain: a *gauge* file (``"gauge":
+"lpnet:gauge", "presence": [low, high]``, thresholds between its rain experts) or a *probe* expert
+(``"probe": "heavy", "thresholds": [...]``), e.g.
+``{"format": "lpnet-router", "experts": {"light": "lpnet:light", ...}, "gauge": "lpnet:gauge", ...}``
+(relative paths are read from the file's folder). A *gauge* file (:func:`save_gauge`,
+``{"format": "lpnet-gauge", "gauge_config": ..., "state_dict": ...}``) passes the same gate as a network.
+:func:`load_network` loads a network or a router; the functions that need one network
+(:func:`load_model`, :func:`read_checkpoint`) refuse a router or a gauge by name.
 """
 
 from __future__ import annotations
@@ -34,15 +37,17 @@ from typing import Any
 
 import torch
 
-from lpnet.config import LPNetConfig, from_dict, plain
+from lpnet.config import GaugeConfig, LPNetConfig, from_dict, plain
 from lpnet.files import write_bytes
 from lpnet.models.complexity import architecture_cost
+from lpnet.models.gauge import RainGauge
 from lpnet.models.lpnet import LPNet
 from lpnet.models.router import RainRouter
 
 FORMAT = "lpnet"
 VERSION = 1
 ROUTER_FORMAT = "lpnet-router"
+GAUGE_FORMAT = "lpnet-gauge"
 ROUTER_SUFFIX = ".json"
 LIGHTNING_PREFIX = "net."
 # 1,000× the official model's parameters (7,548) and far beyond any published LPNet variant.
@@ -125,20 +130,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[LPNetConfig, dict[str, tor
             f"{path}: a router that picks one of several networks per image ({experts}), not one network: "
             "name one of them here, or derain with it (lpnet.Derainer, python -m lpnet.derain)"
         )
-    _check_unpacked_size(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error below says it
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt, truncated or code-carrying files
-        # Not torch's advice to retry with weights_only=False: that would run whatever code the file holds.
-        if "GLOBAL" in str(err):
-            why = "it holds Python classes or functions, which lpnet never unpickles (that could run code)"
-        else:
-            why = f"damaged, truncated or not a PyTorch file ({_first_line(err).split('. In PyTorch')[0]})"
-        raise CheckpointError(f"{path}: not an lpnet checkpoint: {why}") from None
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path}: expected a checkpoint dict, found {type(ckpt).__name__}")
+    ckpt = _load_dict(path)
+    if ckpt.get("format") == GAUGE_FORMAT or _is_gauge_training(ckpt):
+        raise CheckpointError(
+            f"{path}: a rain gauge (it reads how much rain an image holds), not an LPNet: a router file "
+            "names it as its 'gauge'"
+        )
     if ckpt.get("format") == FORMAT:
         raw_config, state, meta = ckpt.get("model_config"), ckpt.get("state_dict"), ckpt.get("meta") or {}
         where = "model_config"
@@ -159,6 +156,112 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[LPNetConfig, dict[str, tor
     config = _checked_config(path, raw_config, where)
     _check_state(path, state)
     return config, state, dict(meta) if isinstance(meta, dict) else {}
+
+
+def _load_dict(path: Path) -> dict[str, Any]:
+    """The dict a checkpoint file holds, read executing nothing (after :func:`_check_unpacked_size`).
+
+    Raises:
+        CheckpointError: damaged, not a PyTorch file, holding code, or not a dict.
+    """
+    _check_unpacked_size(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error below says it
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt, truncated or code-carrying files
+        # Not torch's advice to retry with weights_only=False: that would run whatever code the file holds.
+        if "GLOBAL" in str(err):
+            why = "it holds Python classes or functions, which lpnet never unpickles (that could run code)"
+        else:
+            why = f"damaged, truncated or not a PyTorch file ({_first_line(err).split('. In PyTorch')[0]})"
+        raise CheckpointError(f"{path}: not an lpnet checkpoint: {why}") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: expected a checkpoint dict, found {type(ckpt).__name__}")
+    return ckpt
+
+
+def _is_gauge_training(ckpt: dict[str, Any]) -> bool:
+    """A LitGauge Lightning checkpoint: its ``hyper_parameters.net`` is a gauge's (it has ``strides``)."""
+    net = (
+        ckpt.get("hyper_parameters", {}).get("net")
+        if isinstance(ckpt.get("hyper_parameters"), dict)
+        else None
+    )
+    return isinstance(net, dict) and "strides" in net
+
+
+def is_gauge(path: str | os.PathLike) -> bool:
+    """Whether a checkpoint file holds a rain gauge (a gauge file or a LitGauge training checkpoint)."""
+    ckpt = _load_dict(checkpoint_file(path))
+    return ckpt.get("format") == GAUGE_FORMAT or _is_gauge_training(ckpt)
+
+
+def save_gauge(path: str | os.PathLike, gauge: RainGauge, meta: dict[str, Any] | None = None) -> Path:
+    """Write a rain gauge (atomically): ``{"format": "lpnet-gauge", "version": 1, "gauge_config",
+    "state_dict", "meta"}``."""
+    payload = {
+        "format": GAUGE_FORMAT,
+        "version": VERSION,
+        "gauge_config": plain(gauge.config),
+        "state_dict": {k: v.detach().cpu() for k, v in gauge.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+    return save_torch(payload, Path(path))
+
+
+def read_gauge(path: str | os.PathLike) -> tuple[GaugeConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """``(config, state_dict, meta)`` of a gauge file or a LitGauge training checkpoint, executing nothing.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: not a gauge, or one whose architecture is out of bounds or whose weights are not
+            finite floats; the message names the file.
+    """
+    path = checkpoint_file(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"gauge not found: {path}")
+    ckpt = _load_dict(path)
+    if ckpt.get("format") == GAUGE_FORMAT:
+        raw, state, meta = ckpt.get("gauge_config"), ckpt.get("state_dict"), ckpt.get("meta") or {}
+    elif _is_gauge_training(ckpt):
+        raw = ckpt["hyper_parameters"]["net"]
+        state = {
+            k[len(LIGHTNING_PREFIX) :]: v
+            for k, v in (ckpt.get("state_dict") or {}).items()
+            if isinstance(k, str) and k.startswith(LIGHTNING_PREFIX)
+        }
+        meta = {"global_step": ckpt.get("global_step"), "source": "lightning"}
+    else:
+        raise CheckpointError(f"{path}: not a rain gauge (expected 'format': '{GAUGE_FORMAT}')")
+    try:
+        config = from_dict(GaugeConfig, raw, "gauge_config")
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    params = sum(w * c * 9 + w for c, w in zip([3, *config.widths], config.widths))
+    if params > MAX_PARAMS:
+        raise CheckpointError(
+            f"{path}: a gauge of {params:,} parameters; lpnet refuses more than {MAX_PARAMS:,}"
+        )
+    _check_state(path, state)
+    return config, state, dict(meta) if isinstance(meta, dict) else {}
+
+
+def load_gauge(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> RainGauge:
+    """The :class:`~lpnet.models.gauge.RainGauge` a gauge file holds, in eval mode.
+
+    Raises:
+        FileNotFoundError / CheckpointError: as :func:`read_gauge`, or weights that do not fit.
+    """
+    config, state, _ = read_gauge(path)
+    gauge = RainGauge(config)
+    try:
+        gauge.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{checkpoint_file(path)}: weights do not fit the gauge it describes ({_first_line(err)})"
+        ) from None
+    return gauge.to(map_location).eval()
 
 
 def _check_unpacked_size(path: Path) -> None:
@@ -267,15 +370,22 @@ def _router_spec(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable router file ({_first_line(err)})") from None
     if not isinstance(spec, dict) or spec.get("format") != ROUTER_FORMAT:
         raise CheckpointError(f"{path}: not an lpnet router (expected 'format': '{ROUTER_FORMAT}')")
-    experts, probe, thresholds = spec.get("experts"), spec.get("probe"), spec.get("thresholds")
+    experts, probe, thresholds = spec.get("experts"), spec.get("probe"), spec.get("thresholds", [])
     if not isinstance(experts, dict) or not experts or not all(isinstance(v, str) for v in experts.values()):
         raise CheckpointError(f"{path}: 'experts' must map names to checkpoint paths")
-    if not isinstance(thresholds, list) or not all(
-        isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds
-    ):
-        raise CheckpointError(f"{path}: 'thresholds' must be a list of numbers")
-    if not isinstance(probe, str):
-        raise CheckpointError(f"{path}: 'probe' must name one of the experts {list(experts)}")
+    numbers = (int, float)
+    for key, value in (("thresholds", thresholds), ("presence", spec.get("presence", []))):
+        if not isinstance(value, list) or not all(
+            isinstance(t, numbers) and not isinstance(t, bool) for t in value
+        ):
+            raise CheckpointError(f"{path}: '{key}' must be a list of numbers")
+    if "gauge" in spec:
+        if not isinstance(spec["gauge"], str):
+            raise CheckpointError(f"{path}: 'gauge' must be the path of a gauge file")
+    elif not isinstance(probe, str):
+        raise CheckpointError(
+            f"{path}: 'probe' must name one of the experts {list(experts)}, or 'gauge' a gauge"
+        )
     return spec
 
 
@@ -295,8 +405,16 @@ def load_router(path: str | os.PathLike, map_location: str | torch.device = "cpu
         return ref if ref.startswith(BUNDLED_PREFIX) else os.fspath(file.parent / ref)
 
     experts = {name: load_model(resolve(ref), map_location) for name, ref in spec["experts"].items()}
+    gauge = load_gauge(resolve(spec["gauge"]), map_location) if "gauge" in spec else None
     try:
-        router = RainRouter(experts, spec["probe"], spec["thresholds"], **spec.get("options", {}))
+        router = RainRouter(
+            experts,
+            spec.get("probe"),
+            spec.get("thresholds", []),
+            gauge=gauge,
+            presence=spec.get("presence"),
+            **spec.get("options", {}),
+        )
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{file}: {err}") from None
     return router.to(map_location).eval()

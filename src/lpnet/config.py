@@ -194,6 +194,42 @@ class LPNetConfig:
 
 
 @dataclass
+class GaugeConfig:
+    """The rain gauge's architecture (:class:`lpnet.models.gauge.RainGauge`): 3×3 convolutions with
+    LeakyReLU, then a 1×1 convolution to two maps (log strength, presence logit) per cell.
+
+    Attributes:
+        widths: each convolution's output channels.
+        strides: each convolution's stride (their product is the cell side).
+        negative_slope: LeakyReLU slope.
+        eps: strength offset of the log map (``log(strength + eps)``): below it, rain and none look alike.
+    """
+
+    widths: list[int] = field(default_factory=lambda: [16, 32, 32, 64, 64, 64, 64])
+    strides: list[int] = field(default_factory=lambda: [1, 2, 2, 2, 1, 2, 1])
+    negative_slope: float = 0.2
+    eps: float = 2e-3
+
+    def __post_init__(self) -> None:
+        self.widths, self.strides = list(self.widths), list(self.strides)
+        _require(
+            len(self.widths) == len(self.strides) >= 1,
+            f"gauge: widths and strides must be lists of one length, got {self.widths} and {self.strides}",
+        )
+        _require(
+            all(isinstance(w, int) and 1 <= w <= MAX_WIDTH for w in self.widths),
+            f"gauge.widths must be ints in [1, {MAX_WIDTH}], got {self.widths}",
+        )
+        _require(all(s in (1, 2) for s in self.strides), f"gauge.strides must be 1 or 2, got {self.strides}")
+        _require(0 < self.eps < 1, f"gauge.eps must be in (0, 1), got {self.eps!r}")
+
+    @property
+    def cell(self) -> int:
+        """The side of the block of pixels each output value describes (the product of the strides)."""
+        return 2 ** sum(s == 2 for s in self.strides)
+
+
+@dataclass
 class LossConfig:
     """The multi-level loss: a pixel term on every level, (1 − SSIM)/2 on the finest ones.
 
@@ -292,6 +328,41 @@ class ModelConfig:
         self.loss = self.loss or LossConfig()
         self.optim = self.optim or OptimConfig()
         self.nan_policy = _choice(NanPolicy, self.nan_policy, "model.nan_policy")
+
+
+@dataclass
+class GaugeModelConfig:
+    """The rain gauge's training (:class:`lpnet.training.LitGauge`): it learns from synthetic pairs what
+    rain adds per cell (:func:`lpnet.models.gauge.rain_maps`), seen as a user's photo would show it.
+
+    Attributes:
+        net: the architecture.
+        optim: Adam and its schedule (the ``optim`` group).
+        present: the rain a cell must hold to count as rain (mean added light; 0.0015: one faint streak).
+        sides: each step sees its batch at one of these sides (a preview of a larger photo: rain at
+            several scales; multiples of the cell).
+        jpeg_chance: share of the rainy inputs stored as JPEG first (photos are JPEGs; the label is the rain
+            before the compression).
+        jpeg_quality: the JPEG quality range.
+    """
+
+    _target_: str = "lpnet.training.LitGauge"
+    _convert_: str = "all"
+    net: GaugeConfig = field(default_factory=GaugeConfig)
+    optim: Any = None
+    present: float = 0.0015
+    sides: list[int] = field(default_factory=lambda: [160, 144, 128, 112, 96, 80])
+    jpeg_chance: float = 0.8
+    jpeg_quality: list[int] = field(default_factory=lambda: [40, 95])
+
+    def __post_init__(self) -> None:
+        self.optim = self.optim or OptimConfig()
+        _require(0 < self.present < 1, f"model.present must be in (0, 1), got {self.present!r}")
+        _require(0 <= self.jpeg_chance <= 1, f"model.jpeg_chance must be in [0, 1], got {self.jpeg_chance!r}")
+        low, high = self.jpeg_quality
+        _require(
+            1 <= low <= high <= 100, f"model.jpeg_quality must be [low, high] in [1, 100], got {low, high}"
+        )
 
 
 @dataclass
@@ -772,6 +843,7 @@ class DemoConfig:
 # What Hydra registers (lpnet.conf): config files refer to them as ``/lpnet/<name>``.
 STRUCTURED_CONFIGS: dict[str, type] = {
     "model": ModelConfig,
+    "gauge_model": GaugeModelConfig,
     "loss": LossConfig,
     "optim": OptimConfig,
     "data_synthetic": SyntheticDataConfig,

@@ -42,9 +42,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from lpnet.checkpoint import load_model, read_checkpoint, save_checkpoint
+from lpnet.checkpoint import is_gauge, load_model, read_checkpoint, read_gauge, save_checkpoint, save_gauge
 from lpnet.cli import Outcome, command
 from lpnet.config import ConvertCommandConfig
+from lpnet.models.gauge import RainGauge
 from lpnet.models.lpnet import LPNet
 
 TRAINING_SUFFIX = ".ckpt"  # Lightning's checkpoints (LitLPNet), as the trainer writes them
@@ -350,8 +351,9 @@ def convert_tf_checkpoint(prefix: str | os.PathLike) -> LPNet:
 
 def convert(
     source: str | os.PathLike, output: str | os.PathLike, overwrite: bool = ConvertCommandConfig.overwrite
-) -> LPNet:
-    """Convert the official TF checkpoint (or training checkpoint) ``source`` to lpnet's format at ``output``.
+) -> LPNet | RainGauge:
+    """Convert the official TF checkpoint (or training checkpoint) ``source`` to lpnet's format at ``output``
+    (a rain gauge's training checkpoint to a gauge file).
 
     Raises:
         FileExistsError: ``output`` exists and ``overwrite`` is false.
@@ -366,6 +368,12 @@ def convert(
         )
     if output.exists() and not overwrite:
         raise FileExistsError(f"output={output} exists; pass overwrite=true to replace it")
+    if Path(source).suffix == TRAINING_SUFFIX and is_gauge(source):
+        config, state, meta = read_gauge(source)
+        gauge = RainGauge(config)
+        gauge.load_state_dict(state)
+        save_gauge(output, gauge, {**meta, "source": Path(source).name})
+        return gauge
     if Path(source).suffix == TRAINING_SUFFIX:
         net = load_model(source)
         # The file name and step, not the path: bundled weights must not carry a developer's folders.
@@ -382,9 +390,16 @@ def run(cfg: Any) -> Outcome:
     """The command: ``python -m lpnet.convert source=TF_PREFIX output=FILE.pt [overwrite=true]``."""
     net = convert(cfg.source, cfg.output, overwrite=cfg.overwrite)
     params = sum(p.numel() for p in net.parameters())
+    kind = "rain gauge" if isinstance(net, RainGauge) else "LPNet"
     return Outcome(
         f"lpnet convert: wrote {cfg.output}",
-        [("network", f"LPNet widths {net.widths}, {params:,} parameters"), ("from", cfg.source)],
+        [
+            (
+                "network",
+                f"{kind} widths {net.config.widths}, {params:,} parameters",
+            ),
+            ("from", cfg.source),
+        ],
     )
 
 

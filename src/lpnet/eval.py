@@ -16,6 +16,7 @@ import dataclasses
 import io
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     dataset = PairedImageDataset(find_pairs(root, layout, rainy_side=cfg.data.rainy_side))
     board = Scoreboard(quantize_pred=cfg.metrics.quantize, round_y=cfg.metrics.round_y)
     failed: list[str] = []
+    choices: dict[str, str] = {}  # per image, what a router chose ("net" for one network)
     shown: list[Example] = []  # the first grid.images pairs, centre-cropped; their scores come after
     for index in tqdm(range(len(dataset)), desc=f"eval {root.name}", unit="img", file=sys.stderr):
         try:
@@ -81,6 +83,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             continue
         derained = derainer.derain_tensor(rainy).cpu()
         board.update(derained, clean, rainy=rainy, keys=[sample["key"]])
+        choices[sample["key"]] = derainer.last_expert
         if cfg.save_outputs:
             write_image(output_dir / "outputs" / f"{sample['key']}.png", derained[0])
         if len(shown) < cfg.grid.images:
@@ -90,8 +93,14 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         raise ValueError(f"no pair under {root} could be scored ({len(failed)} failed)")
     mean = {name: float(value) for name, value in board.compute().items()}
 
+    # a router's choice per image: which expert, or which blend of two ("light 40% + mixed 60%")
+    routed = derainer.router is not None
+    rows = [{**row, "derained_with": choices[row["key"]]} if routed else row for row in rows]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["key", *SCORES, *(INPUT_PREFIX + s for s in SCORES)])
+    writer = csv.DictWriter(
+        buffer,
+        fieldnames=["key", *SCORES, *(INPUT_PREFIX + s for s in SCORES), *(["derained_with"] * routed)],
+    )
     writer.writeheader()
     writer.writerows(rows)
     write_text(output_dir / "per_image.csv", buffer.getvalue())
@@ -106,6 +115,8 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "device": str(derainer.device),
         "wall_time_s": round(time.perf_counter() - started, 2),
     }
+    if routed:  # how many images each expert (or blend of two, "light+mixed") derained
+        summary["derained_with"] = dict(sorted(Counter(_experts(c) for c in choices.values()).items()))
     write_json(output_dir / "metrics.json", summary)
     if shown:
         scores = {row["key"]: row for row in rows}
@@ -115,6 +126,11 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         write_image(output_dir / "before_after.png", before_after(examples, heading).tensor())
     print(format_table(rows, mean))
     return summary
+
+
+def _experts(choice: str) -> str:
+    """``"light 40% + mixed 60%"`` → ``"light+mixed"``; an expert's name as it is."""
+    return "+".join(part.rsplit(" ", 1)[0] for part in choice.split(" + "))
 
 
 def run(cfg: DictConfig) -> Outcome:
@@ -127,8 +143,10 @@ def run(cfg: DictConfig) -> Outcome:
         ("images", summary["images"]),
         ("Y-PSNR / SSIM", f"{metrics['test/psnr_y']:.4f} / {metrics['test/ssim_y']:.4f}"),
         ("rainy input", f"{rainy['test/psnr_y']:.4f} / {rainy['test/ssim_y']:.4f}"),
-        ("results", output_dir),
     ]
+    if "derained_with" in summary:
+        facts.append(("derained with", ", ".join(f"{k} {n}" for k, n in summary["derained_with"].items())))
+    facts.append(("results", output_dir))
     return Outcome(f"lpnet eval: {cfg.data.root}", facts, failed=summary["failed"])
 
 

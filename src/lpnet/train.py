@@ -45,6 +45,7 @@ from lpnet.checkpoint import check_resumable
 from lpnet.cli import Outcome, command
 from lpnet.files import ensure_writable_folder, write_json, write_text
 from lpnet.models.complexity import count_params, macs_per_pixel
+from lpnet.models.lpnet import LPNet
 from lpnet.training.callbacks import CostSummary
 
 log = logging.getLogger(__name__)
@@ -170,11 +171,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model)
-    if cfg.get("ckpt_path"):
+    lpnet = isinstance(model.net, LPNet)  # else the rain gauge (model=gauge)
+    if cfg.get("ckpt_path") and lpnet:
         check_resumable(cfg.ckpt_path, model.net.config)
     callbacks = _instantiate_dict(cfg.get("callbacks"))
-    if cfg.trainer.get("enable_model_summary", True) and not any(
-        isinstance(c, ModelSummary) for c in callbacks
+    if (
+        lpnet
+        and cfg.trainer.get("enable_model_summary", True)
+        and not any(isinstance(c, ModelSummary) for c in callbacks)
     ):
         callbacks.append(CostSummary())  # Lightning's summary, with LPNet's MACs instead of 0 FLOPs
     loggers: list[Logger] = _instantiate_dict(cfg.get("logger"))
@@ -182,7 +186,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     # 1 MAC = 2 FLOPs; per pixel at 321×481, the benchmark size
-    cost = {"params": count_params(model.net), "macs_per_pixel": macs_per_pixel(model.net)}
+    cost = {
+        "params": count_params(model.net) if lpnet else sum(p.numel() for p in model.net.parameters()),
+        "macs_per_pixel": macs_per_pixel(model.net) if lpnet else None,
+    }
     hyperparams = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     for logger in loggers:
         logger.log_hyperparams(hyperparams)

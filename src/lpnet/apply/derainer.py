@@ -133,7 +133,8 @@ class Derainer:
         self.experts = {
             name: (net, optimize_for_inference(net, precision=precision)) for name, net in experts.items()
         }
-        # What the last image was derained with: the expert's name for a router, else "net".
+        # What the last image was derained with: "net"; a router's expert ("light"), or its blend of two
+        # ("light 40% + mixed 60%").
         self.last_expert = "net"
 
     def __repr__(self) -> str:
@@ -143,14 +144,22 @@ class Derainer:
             f"net={(self.router or self.net).extra_repr()})"
         )
 
-    def _expert(self, preview: Callable[[], Tensor]):
-        """The (net, fast path) for one image: the router's choice from its ``preview()``, or the one net."""
+    def _experts(self, preview: Callable[[], Tensor]) -> tuple[LPNet, Callable[[Tensor], Tensor]]:
+        """One image's net (for planning its tiles: every expert has its architecture) and its derain
+        function: the one net's fast path, or the router's choice from the image's ``preview()``: one
+        expert's fast path, or the blend of two by their shares."""
         if self.router is None:
-            return self.experts["net"]
-        probe = self.experts[self.router.probe][1]
-        strength = self.router.strength(preview()[None].to(self.device), probe.derain)
-        self.last_expert = self.router.choose(strength)[0]
-        return self.experts[self.last_expert]
+            net, fast = self.experts["net"]
+            return net, fast.derain
+        probe = self.experts[self.router.probe][1].derain if self.router.probe else None
+        (weights,) = self.router.mixture(preview()[None].to(self.device), probe)
+        self.last_expert = " + ".join(f"{name} {w:.0%}" for name, w in weights.items())
+        if len(weights) == 1:
+            (self.last_expert,) = weights
+            net, fast = self.experts[self.last_expert]
+            return net, fast.derain
+        parts = [(w, self.experts[name][1]) for name, w in weights.items()]
+        return self.net, lambda tile: sum(w * fast.derain(tile) for w, fast in parts)
 
     def _source_preview(self, source: SourceImage) -> Tensor:
         """The router's preview of a decoded image, box-downscaled strip by strip (never whole in float)."""
@@ -196,8 +205,8 @@ class Derainer:
         batch = x if x.dim() == 4 else x[None]
         parts = []
         for image in batch.split(1) if self.router else [batch]:
-            net, fast = self._expert(lambda image=image: self.router.preview(image)[0])
-            parts.append(derain_tiled(net, image, self.tile, self.overlap, self.batch_size, fast.derain))
+            net, derain = self._experts(lambda image=image: self.router.preview(image)[0])
+            parts.append(derain_tiled(net, image, self.tile, self.overlap, self.batch_size, derain))
         y = torch.cat(parts)
         if not torch.isfinite(y).all():
             raise ValueError(_non_finite(x))
@@ -228,9 +237,9 @@ class Derainer:
                 raise ValueError(_non_finite(source.name))
             out.put(t.rows.keep_start, t.cols.keep_start, y)
 
-        net, fast = self._expert(lambda: self._source_preview(source))
+        net, derain = self._experts(lambda: self._source_preview(source))
         plan = plan_tiles(net, source.height, source.width, self.tile, self.overlap)
-        run_tiles(net, plan, read, write, self.batch_size, fast.derain, on_tiles)
+        run_tiles(net, plan, read, write, self.batch_size, derain, on_tiles)
         return out
 
     def __call__(self, image: Tensor | Image.Image | np.ndarray | str | os.PathLike):

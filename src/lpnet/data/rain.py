@@ -164,6 +164,26 @@ PRESETS["mixed"] = RainConfig(
     blur=(0.0, 0.8),
 )
 
+# Any rain at all, for the rain gauge (lpnet:gauge) rather than a derainer: every range of the presets above
+# and wider (faint, dense, fine streaks; veils; defocused backgrounds; a third of the images dry), so that the
+# gauge learns what rain looks like rather than one benchmark's levels.
+PRESETS["any"] = RainConfig(
+    layers=(1, 4),
+    density=(0.0003, 0.02),
+    length=(8.0, 150.0),
+    width=(0.5, 2.5),
+    angle=(-35.0, 35.0),
+    angle_spread=(0.0, 25.0),
+    brightness=(0.04, 0.5),
+    depth_falloff=(0.3, 0.9),
+    blur=(0.0, 1.5),
+    alpha=(0.6, 1.0),
+    atmosphere=(0.5, 1.0),
+    background_blur=(0.0, 3.0),
+    sideways=(0.1, 0.1),
+    dry=(0.35, 0.35),
+)
+
 
 def _fft_size(n: int) -> int:
     """Smallest integer >= n whose prime factors are 2, 3 and 5 (fast FFT sizes)."""

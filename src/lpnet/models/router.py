@@ -1,17 +1,21 @@
-"""The adaptive default: per image, the LPNet for the rain it sees.
+"""The adaptive default: per image, the LPNet (or the blend of two) for the rain it sees.
 
 No single LPNet-sized model is right for every photo: one trained on downpours over-corrects drizzle and
 changes rain-free photos (it learns to take light away), one trained on drizzle leaves most of a downpour.
-:class:`RainRouter` measures how much rain an image holds and hands it to the expert for that strength.
+:class:`RainRouter` measures the rain an image holds and hands it to the experts for it. Two ways to measure:
 
-The rain-strength estimate is the rain a *probe* model would remove: rain only ever adds light (real
-Rain100L/H pairs: rainy >= clean in every channel of every pixel), so the mean of the positive part of
-``grey(x − probe(x))`` is small on a rain-free photo and grows with the rain. It is computed on a preview of
-at most ``preview_side`` pixels per side (a box downscale by a whole factor): the benchmark images
-(481×321) are measured as they are, and a 40-megapixel photo costs one small extra network call.
+- a **gauge** (:class:`lpnet.models.gauge.RainGauge`, what ``lpnet:auto`` reads): a small network trained on
+  lpnet's synthetic rain of every kind reads the rain's *presence* (the share of the image where rain is
+  seen) and *strength* (mean light it adds). The presence sets how much of the rain experts' output the
+  image gets: none below ``presence[0]`` (the first expert alone, which leaves rain-free photos as they
+  are), all of it from ``presence[1]`` on, a blend between; the strength picks which rain expert
+  (``thresholds`` between the experts after the first).
+- a **probe** (earlier router files): the rain a probe expert would remove, the mean positive part of
+  ``grey(x − probe(x))`` (rain only ever adds light), bucketed by ``thresholds`` into one expert.
 
-The thresholds are lpnet's settings, chosen on the shared 51-pair real validation sets (docs/results.md,
-which also shows where they misjudge other rain); a plain ``nn.Module`` with no Lightning or Hydra.
+Either is computed on a preview of at most ``preview_side`` pixels per side (a box downscale by a whole
+factor), so a 40-megapixel photo costs one small extra network call. A plain ``nn.Module``: no Lightning or
+Hydra.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lpnet.models.gauge import RainGauge
 from lpnet.models.lpnet import LPNet
 
 # The longest preview side: Rain100L/H images (481 px) are measured whole.
@@ -48,17 +53,23 @@ def residual_strength(x: Tensor, derained: Tensor) -> Tensor:
 
 
 class RainRouter(nn.Module):
-    """Per image, one of several LPNets (light to heavy) chosen by a rain-strength estimate.
+    """Per image, one of several LPNets (light to heavy), or a blend of the first and a rain expert, chosen
+    by a measure of its rain (see the module doc).
 
     Args:
         experts: named LPNets, ordered from the lightest rain they suit to the heaviest.
-        probe: the expert whose removed rain measures the strength (:func:`residual_strength`).
-        thresholds: ``len(experts) - 1`` increasing strengths; an image whose strength is below
-            ``thresholds[i]`` (and not below any earlier one) goes to expert ``i``, the rest to the last.
-        preview_side: longest side of the preview the strength is measured on.
+        probe: with no gauge, the expert whose removed rain measures the strength (:func:`residual_strength`).
+        thresholds: increasing strengths between consecutive experts: with a probe ``len(experts) - 1``
+            (an image whose strength is below ``thresholds[i]``, and not below an earlier one, goes to
+            expert ``i``, the rest to the last); with a gauge ``len(experts) - 2``, between the rain experts.
+        preview_side: longest side of the preview the rain is measured on.
+        gauge: the rain gauge that measures instead of a probe.
+        presence: with a gauge, ``[low, high]``: the rain experts' share of the output grows from 0 at a
+            presence of ``low`` to 1 at ``high``.
 
     Raises:
-        ValueError: no experts, an unknown probe, or thresholds that do not fit the experts.
+        ValueError: no experts, an unknown probe, a probe and a gauge, or thresholds or presence that do not
+            fit the experts.
 
     Shape:
         ``derain``: ``(B, 3, H, W)`` in [0, 1] → ``(B, 3, H, W)``.
@@ -67,23 +78,37 @@ class RainRouter(nn.Module):
     def __init__(
         self,
         experts: Mapping[str, LPNet],
-        probe: str,
-        thresholds: Sequence[float],
+        probe: str | None = None,
+        thresholds: Sequence[float] = (),
         preview_side: int = PREVIEW_SIDE,
+        gauge: RainGauge | None = None,
+        presence: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if not experts:
             raise ValueError("a RainRouter needs at least one expert")
-        if probe not in experts:
+        if (gauge is None) == (probe is None):
+            raise ValueError("a RainRouter measures the rain with a probe expert or with a gauge: give one")
+        if probe is not None and probe not in experts:
             raise ValueError(f"probe {probe!r} is not one of the experts {list(experts)}")
         thresholds = [float(t) for t in thresholds]
-        if len(thresholds) != len(experts) - 1 or thresholds != sorted(thresholds):
+        between = len(experts) - (1 if gauge is None else 2)
+        if len(thresholds) != max(between, 0) or thresholds != sorted(thresholds):
             raise ValueError(
-                f"thresholds must be {len(experts) - 1} increasing strengths (one between each two experts), "
-                f"got {thresholds}"
+                f"thresholds must be {max(between, 0)} increasing strengths (one between each two "
+                f"{'rain ' if gauge is not None else ''}experts), got {thresholds}"
             )
+        if gauge is not None:
+            presence = [float(p) for p in presence or ()]
+            if len(experts) < 2 or len(presence) != 2 or not 0 <= presence[0] < presence[1] <= 1:
+                raise ValueError(
+                    "a gauge's router needs a first expert and at least one rain expert, and presence "
+                    f"[low, high] with 0 <= low < high <= 1; got {list(experts)} and {presence}"
+                )
         self.experts = nn.ModuleDict(dict(experts))
         self.probe = probe
+        self.gauge = gauge
+        self.presence = presence
         self.thresholds = thresholds
         self.preview_side = int(preview_side)
 
@@ -98,24 +123,46 @@ class RainRouter(nn.Module):
 
     @torch.no_grad()
     def strength(self, preview: Tensor, derain: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-        """The rain strength of each image of a preview batch ``(B, 3, h, w)`` → ``(B,)``.
-
-        ``derain`` computes the probe's output (default: the probe's own ``derain``; the Derainer passes
-        its fast path, which gives the same numbers).
-        """
+        """The rain strength of each image of a preview batch ``(B, 3, h, w)`` → ``(B,)``: the gauge's, or
+        the rain the probe removes (``derain`` computes the probe's output; default its own ``derain``, the
+        Derainer passes its fast path, which gives the same numbers)."""
+        if self.gauge is not None:
+            return self.gauge.read(preview).strength
         return residual_strength(preview, (derain or self.experts[self.probe].derain)(preview))
 
     def choose(self, strength: Tensor) -> list[str]:
-        """The expert's name for each strength."""
+        """The expert's name for each strength (with a gauge: the rain expert's)."""
+        names = self.names if self.gauge is None else self.names[1:]
         bounds = torch.tensor(self.thresholds, dtype=torch.float64)
         picks = torch.bucketize(strength.double().cpu(), bounds, right=True)
-        return [self.names[int(i)] for i in picks]
+        return [names[int(i)] for i in picks]
+
+    @torch.no_grad()
+    def mixture(
+        self, preview: Tensor, derain: Callable[[Tensor], Tensor] | None = None
+    ) -> list[dict[str, float]]:
+        """Each image's experts and their shares of its output, ``{name: weight}`` summing to 1, from a
+        preview batch ``(B, 3, h, w)`` (``derain``: the probe's, as for :meth:`strength`)."""
+        if self.gauge is None:
+            return [{name: 1.0} for name in self.choose(self.strength(preview, derain))]
+        reading = self.gauge.read(preview)
+        low, high = self.presence
+        shares = ((reading.presence - low) / (high - low)).clamp(0, 1).tolist()
+        first = self.names[0]
+        return [
+            {first: 1.0} if share == 0 else {rain: 1.0} if share == 1 else {first: 1 - share, rain: share}
+            for share, rain in zip(shares, self.choose(reading.strength))
+        ]
 
     @torch.no_grad()
     def derain(self, x: Tensor) -> Tensor:
-        """Each image through the expert its strength chooses."""
-        names = self.choose(self.strength(self.preview(x)))
-        return torch.cat([self.experts[n].derain(x[i : i + 1]) for i, n in enumerate(names)])
+        """Each image through the experts its rain chooses, blended by their shares."""
+        parts = []
+        for i, weights in enumerate(self.mixture(self.preview(x))):
+            image = x[i : i + 1]
+            parts.append(sum(w * self.experts[name].derain(image) for name, w in weights.items()))
+        return torch.cat(parts)
 
     def extra_repr(self) -> str:
-        return f"probe={self.probe}, thresholds={self.thresholds}, preview_side={self.preview_side}"
+        measure = f"probe={self.probe}" if self.gauge is None else f"gauge, presence={self.presence}"
+        return f"{measure}, thresholds={self.thresholds}, preview_side={self.preview_side}"

@@ -4,6 +4,7 @@ The networks themselves (:mod:`lpnet.models`) know nothing of Lightning; this pa
 in it knows file layouts (:mod:`lpnet.data` does).
 """
 
+from lpnet.training.gauge import LitGauge
 from lpnet.training.module import LitLPNet
 
-__all__ = ["LitLPNet"]
+__all__ = ["LitGauge", "LitLPNet"]

@@ -159,16 +159,22 @@ class LitLPNet(LightningModule):
         self._log_scores("test")
 
     def configure_optimizers(self):
-        cfg = self.config.optim
-        optimizer = torch.optim.Adam(
-            self.net.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
-        )
-        if cfg.scheduler == Scheduler.none:
-            return optimizer
-        if cfg.scheduler == Scheduler.cosine:
-            if self.trainer.max_steps <= 0:
-                raise ValueError("optim.scheduler=cosine decays over trainer.max_steps: set it (> 0)")
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.trainer.max_steps)
-        else:
-            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adam(self.net.parameters(), self.config.optim, self.trainer.max_steps)
+
+
+def adam(parameters: Any, cfg: OptimConfig, max_steps: int) -> Any:
+    """Adam and its schedule, stepped every iteration, as ``configure_optimizers`` returns them.
+
+    Raises:
+        ValueError: ``scheduler=cosine`` without ``trainer.max_steps``.
+    """
+    optimizer = torch.optim.Adam(parameters, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    if cfg.scheduler == Scheduler.none:
+        return optimizer
+    if cfg.scheduler == Scheduler.cosine:
+        if max_steps <= 0:
+            raise ValueError("optim.scheduler=cosine decays over trainer.max_steps: set it (> 0)")
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_steps)
+    else:
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
