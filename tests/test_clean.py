@@ -166,3 +166,34 @@ class TestPhotoJitter:
             PhotoJitter(gain=(0.0, 1.0))
         with pytest.raises(ValueError, match="jitter must be"):
             SyntheticPairs("train", "noise", length=2, jitter="strong")
+
+
+def test_jpeg_inputs_are_drawn_only_when_asked_and_keep_the_clean_target(tmp_path):
+    """jpeg=(chance, low, high) stores that share of the rainy inputs as JPEG (what photos people derain
+    are); at chance 0 the samples are the same tensors as without it (nothing drawn), the clean target never
+    changes, and a stored sample is exactly the JPEG of the sample it would have been."""
+    from lpnet.data.degradations import jpeg_round_trip
+
+    plain = SyntheticPairs("train", "rain_mixed", 10, 64, 0)
+    off = SyntheticPairs("train", "rain_mixed", 10, 64, 0, jpeg=(0.0, 60, 95))
+    always = SyntheticPairs("train", "rain_mixed", 10, 64, 0, jpeg=(1.0, 70, 70))
+    for index in (0, 3):
+        a, b = plain.sample_with_params(index)[0], off.sample_with_params(index)[0]
+        c, params = always.sample_with_params(index)
+        assert torch.equal(a["rainy"], b["rainy"]) and torch.equal(a["clean"], c["clean"])
+        assert params["jpeg"] == 70
+        assert torch.equal(c["rainy"], jpeg_round_trip(a["rainy"], 70))
+        assert not torch.equal(c["rainy"], a["rainy"])
+
+
+def test_a_folders_photos_are_decoded_once_and_read_as_read_image_reads_them(tmp_path):
+    from lpnet.data.clean import _decoded, folder_photo
+    from lpnet.io import read_image
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(path)
+    _decoded.cache_clear()
+    assert torch.equal(folder_photo(path), read_image(path)) and torch.equal(
+        folder_photo(path), read_image(path)
+    )
+    assert _decoded.cache_info().hits == 1

@@ -452,6 +452,9 @@ class SyntheticDataConfig(LoaderConfig):
             ``{gain: [0.6, 1.2], gamma: [0.8, 1.25], channel_gain: [0.9, 1.1], saturation: [0.6, 1.3]}``.
         photos: bundled photo names per split, e.g. ``{train: [coffee, rocket]}``; None:
             :data:`lpnet.data.clean.BUNDLED_SPLITS`.
+        jpeg_chance: share of the training inputs stored as JPEG after the rain is drawn (photos people
+            derain are JPEGs; the target stays the clean photo); 0: none (and nothing drawn for it).
+        jpeg_quality: the JPEG quality range ``[low, high]``.
     """
 
     _target_: str = "lpnet.data.datamodule.synthetic_datamodule"
@@ -464,10 +467,15 @@ class SyntheticDataConfig(LoaderConfig):
     scale: list[float] = field(default_factory=lambda: list(TRAIN_PHOTO_SCALE))
     jitter: Any = "default"
     photos: Any = None  # a mapping; Any so that `data.photos={...}` replaces None (omegaconf)
+    jpeg_chance: float = 0.0
+    jpeg_quality: list[int] = field(default_factory=lambda: [60, 95])
 
 
 # What the synthetic fallback of a missing benchmark takes (listed, so data.synthetic.clean_dir=... works).
-_FALLBACK_SETTINGS = ("clean_dir", "val_length", "test_length", "eval_crop_size", "scale", "jitter", "photos")
+_FALLBACK_SETTINGS = (
+    "clean_dir", "val_length", "test_length", "eval_crop_size", "scale", "jitter", "photos", "jpeg_chance",
+    "jpeg_quality",
+)  # fmt: skip
 
 
 @dataclass

@@ -46,8 +46,8 @@ from torch.utils.data import Dataset
 
 from lpnet.config import TRAIN_PHOTO_SCALE, LoaderConfig, SyntheticDataConfig
 from lpnet.data._common import Range, as_range
-from lpnet.data.degradations import Degradation, build_degradation
-from lpnet.io import list_images, read_image
+from lpnet.data.degradations import Degradation, build_degradation, jpeg_round_trip
+from lpnet.io import SourceImage, list_images, open_image
 
 SPLITS = ("train", "val", "test")
 
@@ -250,9 +250,21 @@ def clean_sources(
         return [(name, functools.partial(bundled_photo, name)) for name in names]
     root = Path(clean_dir)
     return [
-        (p.relative_to(root).with_suffix("").as_posix(), functools.partial(read_image, p))
+        (p.relative_to(root).with_suffix("").as_posix(), functools.partial(folder_photo, p))
         for p in split_folder(root, split)
     ]
+
+
+@functools.lru_cache(maxsize=32)
+def _decoded(path: Path) -> SourceImage:
+    return open_image(path)
+
+
+def folder_photo(path: Path) -> Tensor:
+    """A clean photo of a folder as RGB float32 ``(3, H, W)`` in [0, 1]; the last 32 decoded photos are kept
+    (in their 8 or 16 bits) per process, so a small folder is decoded once, not once per sample (a
+    1024-pixel PNG takes ~20 ms: more than the rain drawn on a crop of it)."""
+    return _decoded(path).rgb()
 
 
 def sample_generator(seed: int, split: str, index: int) -> torch.Generator:
@@ -284,6 +296,8 @@ class SyntheticPairs(Dataset):
             :data:`DEFAULT_JITTER` for train and none for val/test; None: none.
         photos: bundled photo names per split (``{"train": [...], ...}``) instead of
             :data:`BUNDLED_SPLITS`; ignored with ``clean_dir``.
+        jpeg: ``(chance, low, high)``: that share of the degraded images stored as JPEG of a quality drawn
+            in ``[low, high]`` (the target stays clean); None or a chance of 0: none, nothing drawn.
 
     Raises:
         ValueError: bad split, length, crop size or scale; a crop larger than a val/test photo.
@@ -301,8 +315,10 @@ class SyntheticPairs(Dataset):
         augment: bool | None = None,
         jitter: PhotoJitter | Mapping[str, Any] | str | None = SyntheticDataConfig.jitter,
         photos: Mapping[str, Sequence[str]] | None = None,
+        jpeg: tuple[float, int, int] | None = None,
     ) -> None:
         self.sources = clean_sources(split, clean_dir, photos)
+        self.jpeg = jpeg if jpeg is not None and jpeg[0] > 0 else None
         if not isinstance(length, int) or length < 1:
             raise ValueError(f"length must be a positive integer, got {length!r}")
         if crop_size is not None and (not isinstance(crop_size, int) or crop_size < 8):
@@ -374,6 +390,12 @@ class SyntheticPairs(Dataset):
             clean, drawn = self.jitter(clean, g)
             info.update(drawn)
         degraded, params = self.degrade(clean[None], g)
+        if self.jpeg is not None:  # drawn only when used: settings without it render as before
+            chance, low, high = self.jpeg
+            stored, quality = torch.rand(2, generator=g).tolist()
+            if stored < chance:
+                info["jpeg"] = round(low + (high - low) * quality)
+                degraded = jpeg_round_trip(degraded[0], info["jpeg"])[None]
         key = f"{self.split}-{Path(name).name}-{index:07d}"
         return {"rainy": degraded[0], "clean": clean, "key": key}, {"key": key, **info, **params[0]}
 
@@ -391,7 +413,8 @@ def synthetic_datasets(config: SyntheticDataConfig) -> dict[str, SyntheticPairs]
     return {
         "train": SyntheticPairs(
             "train", degrade, TRAIN_LENGTH, config.crop_size, config.seed,
-            scale=tuple(config.scale), jitter=config.jitter, **common,
+            scale=tuple(config.scale), jitter=config.jitter,
+            jpeg=(config.jpeg_chance, *config.jpeg_quality), **common,
         ),
         "val": SyntheticPairs(
             "val", degrade, config.val_length, config.eval_crop_size, jitter=None, **common

@@ -18,13 +18,16 @@ haze             atmospheric scattering ``I = J t + A (1 − t)``, ``t = exp(−
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from lpnet.data._common import Range, check_clean, rand, randn, replace_config, sample, validate_ranges
@@ -166,6 +169,15 @@ def add_haze(
         for i in range(b)
     ]
     return hazy, params
+
+
+def jpeg_round_trip(image: Tensor, quality: int) -> Tensor:
+    """``(3, H, W)`` in [0, 1] stored as an 8-bit JPEG of ``quality`` and decoded again."""
+    pixels = (image.detach().permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(quality))
+    decoded = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(decoded).permute(2, 0, 1).to(image)
 
 
 @dataclass(frozen=True)

@@ -96,3 +96,17 @@ class RainGauge(nn.Module):
     def extra_repr(self) -> str:
         params = sum(p.numel() for p in self.parameters())
         return f"widths={list(self.config.widths)}, cell={self.cell}, params={params:,}"
+
+
+@torch.no_grad()
+def rain_left(gauge: RainGauge, rainy: Tensor, derained: Tensor) -> Tensor:
+    """How much of the rain a derained image still holds, as the gauge sees it: the strength it reads in
+    ``derained`` over the strength it reads in ``rainy`` (both ``(B, 3, H, W)`` in [0, 1], read as they
+    are: give previews of large photos). For photos with no clean image to score against.
+
+    Returns:
+        ``(B,)``: 0 all the rain removed, 1 none of it (it can exceed 1: rain made stronger); NaN where the
+        gauge reads no rain in ``rainy``.
+    """
+    before, after = gauge.read(rainy).strength, gauge.read(derained).strength
+    return torch.where(before > 0, after / before.clamp_min(1e-12), torch.full_like(before, float("nan")))

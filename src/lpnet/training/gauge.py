@@ -11,29 +11,18 @@ on) logs its mean reading and the mean rain its pairs really hold: ``<stage>/str
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning import LightningModule
-from PIL import Image
 from torch import Tensor
 
 from lpnet.config import GaugeConfig, GaugeModelConfig, OptimConfig, from_dict, plain
+from lpnet.data.degradations import jpeg_round_trip
 from lpnet.models.gauge import RainGauge, rain_maps
 from lpnet.training.module import adam
-
-
-def jpeg_round_trip(image: Tensor, quality: int) -> Tensor:
-    """``(3, H, W)`` in [0, 1] stored as an 8-bit JPEG of ``quality`` and decoded again."""
-    pixels = (image.detach().permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(quality))
-    decoded = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
-    return torch.from_numpy(decoded).permute(2, 0, 1).to(image)
 
 
 class LitGauge(LightningModule):
