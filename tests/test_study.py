@@ -334,3 +334,26 @@ def test_wandb_groups_a_configurations_seeds_by_axis(interrupted_study, tmp_path
     assert "skip/false/seed2" in {
         e.slot.as_posix() for e in read_ledger(work / "ledger", plan(cfg), cfg).good
     }
+
+
+def test_an_entry_older_than_a_setting_counts_where_the_study_leaves_that_setting_as_it_was(
+    interrupted_study, real_sets, tmp_path
+):
+    """lpnet gains settings whose defaults do what was done before them (data.jpeg_chance=0): an entry
+    written before one existed lacks it in its config.yaml and still counts; one lacking a setting the study
+    sets differently from the baseline (an older run of the same slot) does not."""
+    ledger = tmp_path / "ledger"
+    shutil.copytree(interrupted_study["ledger"], ledger)
+    for slot in SLOTS:
+        config = yaml.safe_load((ledger / slot / "config.yaml").read_text())
+        del config["data"]["jpeg_chance"], config["data"]["jpeg_quality"]
+        if slot == "skip/false/seed2":
+            del config["model"]["net"]["residual_skip"]  # read as the baseline's true: not this slot's run
+        (ledger / slot / "config.yaml").write_text(yaml.safe_dump(config))
+    cfg = mini_config(real_sets, ledger)
+    found = read_ledger(ledger, plan(cfg), cfg)
+    assert [e.slot.as_posix() for e in found.good] == SLOTS[:3]
+    (bad,) = found.bad
+    assert bad.problem.startswith(
+        "trained with another recipe: model.net.residual_skip=true (the study's: false)"
+    )

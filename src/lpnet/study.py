@@ -292,13 +292,25 @@ def recipe_of(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(tree, sort_keys=True))
 
 
-def recipe_differences(found: Mapping[str, Any], planned: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``key=found (the study's: planned)`` for every setting that differs, dotted, sorted."""
+def recipe_differences(
+    found: Mapping[str, Any],
+    planned: Mapping[str, Any],
+    prefix: str = "",
+    before: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """``key=found (the study's: planned)`` for every setting that differs, dotted, sorted.
+
+    A setting ``found`` lacks (lpnet gained it after the run) counts as the value it has in ``before``
+    (the baseline's recipe): lpnet's new settings default to what was done before them, so a run that
+    predates one differs only where the study sets it to something else.
+    """
     lines = []
     for key in sorted(set(found) | set(planned)):
-        a, b = found.get(key, "<unset>"), planned.get(key, "<unset>")
+        earlier = (before or {}).get(key, "<unset>")
+        a, b = found.get(key, earlier), planned.get(key, "<unset>")
         if isinstance(a, dict) and isinstance(b, dict):
-            lines += recipe_differences(a, b, f"{prefix}{key}.")
+            nested = earlier if isinstance(earlier, dict) else None
+            lines += recipe_differences(a, b, f"{prefix}{key}.", nested)
         elif a != b:
             lines.append(f"{prefix}{key}={json.dumps(a)} (the study's: {json.dumps(b)})")
     return lines
@@ -365,7 +377,12 @@ def read_curves(path: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def check_entry(
-    path: Path, slot: Path, planned: PlannedRun | None, planned_recipe: dict | None, required: Sequence[str]
+    path: Path,
+    slot: Path,
+    planned: PlannedRun | None,
+    planned_recipe: dict | None,
+    required: Sequence[str],
+    baseline_recipe: dict | None = None,
 ) -> Entry:
     """Read one ledger entry and say what is wrong with it, if anything (:class:`Entry`.problem)."""
     entry = Entry(path=path, slot=slot)
@@ -404,7 +421,7 @@ def check_entry(
     if summary.get("global_step") != steps:
         entry.problem = f"cut short: stopped at step {summary.get('global_step')} of {steps}"
         return entry
-    differences = recipe_differences(recipe_of(config), planned_recipe or {})
+    differences = recipe_differences(recipe_of(config), planned_recipe or {}, before=baseline_recipe)
     if differences:
         more = f" and {len(differences) - 2} more" if len(differences) > 2 else ""
         entry.problem = f"trained with another recipe: {'; '.join(differences[:2])}{more}"
@@ -455,13 +472,14 @@ def read_ledger(root: Path, runs: Sequence[PlannedRun], cfg: Any) -> Ledger:
     planned = {run.slot: run for run in runs}
     recipes: dict[Path, dict] = {}
     required = required_scores(cfg)
+    baseline = recipe_of(compose_train(runs[0].overrides)) if runs else None
     entries = []
     for folder in _entry_folders(root):
         slot = folder.relative_to(root)
         run = planned.get(slot)
         if run is not None and slot not in recipes:
             recipes[slot] = recipe_of(compose_train(run.overrides))
-        entries.append(check_entry(folder, slot, run, recipes.get(slot), required))
+        entries.append(check_entry(folder, slot, run, recipes.get(slot), required, baseline))
     # A run's scores are a fingerprint: two entries with the same ones are one run copied.
     seen: dict[str, Entry] = {}
     for entry in entries:
