@@ -79,6 +79,7 @@ ALLOWED = {
     # the benchmark's stand-in for a user's plain script (a string it runs), written as users write it
     ("bench.py", 'Image.fromarray((y.numpy() * 255).astype(np.uint8)).save(out / (path.stem + ".png"))'),
     ("pictures.py", 'image.convert("RGB").save(buffer, format="JPEG", quality=quality)'),  # into memory
+    ("degradations.py", 'Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(quality))'),  # memory
 }
 
 

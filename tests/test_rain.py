@@ -187,7 +187,9 @@ class TestSidewaysAndDry:
         }
         for preset, before in before_calibration.items():
             rainy, params = render_rain(clean, PRESETS[preset], _gen(3))
-            assert float(rainy.double().sum()) == pytest.approx(before, rel=1e-9), preset
+            # rel 1e-7: the FFT blur's float32 rounding differs from one CPU's vector width to another's
+            # (5e-9 between an AVX2 and an AVX-512 machine); another random stream moves the sum by percents
+            assert float(rainy.double().sum()) == pytest.approx(before, rel=1e-7), preset
             assert not any(p["sideways"] or p["dry"] for p in params)
 
     def test_sideways_turns_the_rain_by_ninety_degrees(self):

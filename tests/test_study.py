@@ -357,3 +357,16 @@ def test_an_entry_older_than_a_setting_counts_where_the_study_leaves_that_settin
     assert bad.problem.startswith(
         "trained with another recipe: model.net.residual_skip=true (the study's: false)"
     )
+
+
+def test_the_committed_page_is_what_the_committed_ledger_gives(tmp_path):
+    """docs/ablations.md is generated from results/ablations/ (make ablations-report): regenerated from the
+    repository's ledger it is the same page, so no number in it was edited or left stale."""
+    from conftest import PROJECT_ROOT, run_cli
+
+    from lpnet.report import main
+
+    ledger, page = PROJECT_ROOT / "results" / "ablations", PROJECT_ROOT / "docs" / "ablations.md"
+    assert run_cli(main, f"input={ledger}", f"output={tmp_path}") == 0
+    regenerated = (tmp_path / "ablations.md").read_text().replace(str(ledger), "results/ablations")
+    assert regenerated == page.read_text()

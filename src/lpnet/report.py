@@ -657,7 +657,7 @@ def plot_psnr_by_key(
     if not stages:
         return Plot(name, reason=f"no complete run has a validation or test {score}")
     headline = headline_metric(rows)
-    columns = min(len(stages), 4)
+    columns = min(len(stages), 5)
     grid = math.ceil(len(stages) / columns)
     fig = Figure(figsize=(4.2 * columns + 0.6, 4.4 * grid), layout="constrained")
     axes = fig.subplots(grid, columns, squeeze=False).ravel()

@@ -644,10 +644,8 @@ def run(cfg: Any) -> Outcome:
         command_line = train_command(planned, run_dir)
         print(f"[{index}/{len(todo)}] {planned.slot.as_posix()}: {shlex.join(command_line[1:])}", flush=True)
         started = time.perf_counter()
-        with open(os.devnull, "w") if study.quiet else contextlib.nullcontext() as sink:
-            status = subprocess.run(
-                command_line, stdout=sink, stderr=subprocess.STDOUT if sink else None
-            ).returncode
+        output = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT} if study.quiet else {}
+        status = subprocess.run(command_line, **output).returncode
         seconds = time.perf_counter() - started
         if status != 0:
             raise RuntimeError(

@@ -22,7 +22,7 @@ from torch import Tensor
 from lpnet.config import GaugeConfig, GaugeModelConfig, OptimConfig, from_dict, plain
 from lpnet.data.degradations import jpeg_round_trip
 from lpnet.models.gauge import RainGauge, rain_maps
-from lpnet.training.module import adam
+from lpnet.training.module import adam, trainer_max_steps
 
 
 class LitGauge(LightningModule):
@@ -120,4 +120,4 @@ class LitGauge(LightningModule):
         self._log_readings()
 
     def configure_optimizers(self):
-        return adam(self.net.parameters(), self.config.optim, self.trainer.max_steps)
+        return adam(self.net.parameters(), self.config.optim, trainer_max_steps(self))

@@ -159,7 +159,12 @@ class LitLPNet(LightningModule):
         self._log_scores("test")
 
     def configure_optimizers(self):
-        return adam(self.net.parameters(), self.config.optim, self.trainer.max_steps)
+        return adam(self.net.parameters(), self.config.optim, trainer_max_steps(self))
+
+
+def trainer_max_steps(module: LightningModule) -> int:
+    """The attached trainer's ``max_steps``; -1 (none) for a module used on its own, as the benchmark does."""
+    return module._trainer.max_steps if module._trainer is not None else -1
 
 
 def adam(parameters: Any, cfg: OptimConfig, max_steps: int) -> Any:
