@@ -27,8 +27,10 @@ done (a user error or an environment fault), 130/143 interrupted (Ctrl-C / SIGTE
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import errno
+import gc
 import importlib
 import io
 import logging
@@ -461,6 +463,10 @@ def command(
         return value
 
     def main() -> None:
+        # The interpreter's last garbage collection walks every object torch's import made: ~0.15 s of a
+        # one-photo run (1.15 s against 1.00 s for `import torch` alone). Frozen, they are left to the OS;
+        # exit handlers (loggers, temporary folders) still run first.
+        atexit.register(gc.freeze)
         argv = sys.argv[1:]
         if {"--help", "-h"} & set(argv):
             # ``python -m lpnet.report`` runs the module as __main__: name it as users import it
