@@ -78,8 +78,9 @@ ALLOWED = {
     ("checkpoint.py", "torch.save(obj, buffer)"),  # into memory; the bytes then go through write_bytes
     # the benchmark's stand-in for a user's plain script (a string it runs), written as users write it
     ("bench.py", 'Image.fromarray((y.numpy() * 255).astype(np.uint8)).save(out / (path.stem + ".png"))'),
-    ("pictures.py", 'image.convert("RGB").save(buffer, format="JPEG", quality=quality)'),  # into memory
-    ("degradations.py", 'Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(quality))'),  # memory
+    # into memory
+    ("pictures.py", 'image.convert("RGB").save(buffer, format="JPEG", quality=quality)'),
+    ("degradations.py", 'Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(quality))'),
 }
 
 
