@@ -34,6 +34,7 @@ from lpnet.study import (
     read_ledger,
     read_manifest,
     recipe_of,
+    train_command,
 )
 
 RECIPE = [
@@ -370,3 +371,17 @@ def test_the_committed_page_is_what_the_committed_ledger_gives(tmp_path):
     assert run_cli(main, f"input={ledger}", f"output={tmp_path}") == 0
     regenerated = (tmp_path / "ablations.md").read_text().replace(str(ledger), "results/ablations")
     assert regenerated == page.read_text()
+
+
+def test_every_planned_command_is_read_by_hydra_as_it_was_meant(tmp_path):
+    """Each run's command line is Hydra's grammar word by word, its run folder included: a value's folder
+    may hold '=' (width_multiplier=0.5), which unquoted stopped the width axis at its first run (exit 2)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    runs = plan(StudyCommandConfig(real_rain_dir=str(tmp_path)))
+    assert any("=" in run.value for run in runs)
+    for run in runs:
+        run_dir = tmp_path / "runs" / run.slot.parent / f"{run.slot.name}-20261206-000000"
+        parsed = parser.parse_overrides(train_command(run, run_dir)[3:])
+        assert parsed[-1].key_or_group == "hydra.run.dir" and parsed[-1].value() == str(run_dir)

@@ -557,7 +557,8 @@ def duration(seconds: float) -> str:
 
 
 def train_command(run: PlannedRun, run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "lpnet.train", *run.overrides, f"hydra.run.dir={run_dir}"]
+    # quoted: a value's folder may hold what Hydra's grammar reads (width_multiplier=0.5)
+    return [sys.executable, "-m", "lpnet.train", *run.overrides, f"hydra.run.dir={quoted(str(run_dir))}"]
 
 
 def machine() -> str:
