@@ -12,7 +12,7 @@ from PIL import Image
 
 from lpnet import CheckpointError, Derainer, LPNet, read_checkpoint, save_checkpoint
 from lpnet.checkpoint import load_gauge, load_network, read_gauge, save_gauge
-from lpnet.models.gauge import GaugeReading, RainGauge, rain_maps
+from lpnet.models.gauge import GaugeReading, RainGauge, rain_left, rain_maps
 from lpnet.models.router import RainRouter
 
 
@@ -36,6 +36,23 @@ def test_a_gauge_reads_any_size_and_reports_strength_and_presence():
         ((reading.presence >= 0) & (reading.presence <= 1)).all()
     )
     assert gauge.cell == 16 and gauge(torch.rand(1, 3, 40, 70)).shape == (1, 2, 3, 5)
+
+
+def test_rain_left_is_the_sets_rain_read_after_over_before():
+    """Σ strength(derained) / Σ strength(rainy) over the set, pairs of any size; NaN with no rain before."""
+    torch.manual_seed(0)
+    gauge = RainGauge().eval()
+    pairs = [
+        (torch.rand(1, 3, 40, 70), torch.rand(1, 3, 40, 70)),
+        (torch.rand(1, 3, 64, 32), torch.rand(1, 3, 64, 32)),
+    ]
+    strength = [[float(gauge.read(x).strength) for x in pair] for pair in pairs]
+    expected = sum(after for _, after in strength) / sum(before for before, _ in strength)
+    assert rain_left(gauge, pairs) == pytest.approx(expected)
+    assert rain_left(gauge, [(x, x) for x, _ in pairs]) == pytest.approx(1.0)  # nothing removed
+    with torch.no_grad():
+        gauge.body[-1].bias.fill_(-50.0)  # reads no rain anywhere
+    assert np.isnan(rain_left(gauge, pairs))
 
 
 class TestGaugeFiles:

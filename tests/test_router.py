@@ -125,7 +125,9 @@ class TestRouterFiles:
     def test_the_bundled_default_is_a_router_of_bundled_models(self):
         router = load_network("lpnet:auto")
         assert isinstance(router, RainRouter) and router.names == ["light", "heavy"]
-        assert router.probe == "heavy" and len(router.thresholds) == 1
+        assert router.gauge is not None and router.probe is None and router.thresholds == []
+        low, high = router.presence
+        assert 0 < low < high <= 1 and router.preview_side == 1024
 
 
 class TestDerainerWithARouter:

@@ -15,6 +15,7 @@ where they are), its presence the mean of its cells' probabilities. Both come fr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -99,14 +100,22 @@ class RainGauge(nn.Module):
 
 
 @torch.no_grad()
-def rain_left(gauge: RainGauge, rainy: Tensor, derained: Tensor) -> Tensor:
-    """How much of the rain a derained image still holds, as the gauge sees it: the strength it reads in
-    ``derained`` over the strength it reads in ``rainy`` (both ``(B, 3, H, W)`` in [0, 1], read as they
-    are: give previews of large photos). For photos with no clean image to score against.
+def rain_left(gauge: RainGauge, pairs: Iterable[tuple[Tensor, Tensor]]) -> float:
+    """How much of the rain a set of derained images still holds, as the gauge sees it: the strength it reads
+    in the outputs over the strength it reads in the inputs, each summed over the set (so an image with next
+    to no rain cannot swing it). For photos with no clean image to score against.
+
+    Args:
+        gauge: the gauge that reads them.
+        pairs: ``(rainy, derained)``, each ``(B, 3, H, W)`` in [0, 1], read as they are (give previews of
+            large photos); sizes may differ from pair to pair.
 
     Returns:
-        ``(B,)``: 0 all the rain removed, 1 none of it (it can exceed 1: rain made stronger); NaN where the
-        gauge reads no rain in ``rainy``.
+        0 all the rain removed, 1 none of it (above 1: rain made stronger); NaN where the gauge reads no rain
+        in the inputs.
     """
-    before, after = gauge.read(rainy).strength, gauge.read(derained).strength
-    return torch.where(before > 0, after / before.clamp_min(1e-12), torch.full_like(before, float("nan")))
+    before = after = 0.0
+    for rainy, derained in pairs:
+        before += float(gauge.read(rainy).strength.sum())
+        after += float(gauge.read(derained).strength.sum())
+    return after / before if before > 0 else float("nan")
