@@ -54,9 +54,14 @@ def readings(real_rain: Path) -> dict[str, list[dict]]:
     return sets
 
 
+def exact_share(row: dict, low: float, high: float) -> float:
+    """The rain expert's share for the row's presence under the ramp (as lpnet.models.router computes it)."""
+    return min(1.0, max(0.0, (row["presence"] - low) / (high - low)))
+
+
 def share(row: dict, low: float, high: float) -> int:
-    """The index in SHARES of the rain expert's share for the row's presence under the ramp."""
-    return round(20 * min(1.0, max(0.0, (row["presence"] - low) / (high - low))))
+    """The index in SHARES nearest the rain expert's share."""
+    return round(20 * exact_share(row, low, high))
 
 
 def blend(previews: tuple, w: float) -> tuple:
@@ -74,12 +79,12 @@ def table(sets: dict[str, list[dict]]) -> list[str]:
     ]
     for ramp in RAMPS:
         scores = [f"{statistics.fmean(r['psnr'][share(r, *ramp)] for r in sets[n]):.2f}" for n in PAIRED]
-        free = sum(share(r, *ramp) > 0 for r in sets[PAIRED[-1]])
+        free = sum(exact_share(r, *ramp) > 0 for r in sets[PAIRED[-1]])
         real = sets["real-photos"]
         left = rain_left(gauge, [blend(r["previews"], SHARES[share(r, *ramp)]) for r in real])
         lines.append(
             f"| {list(ramp)} | {' | '.join(scores)} | {free} of {len(sets[PAIRED[-1]])} | "
-            f"{sum(share(r, *ramp) > 0 for r in real)} of {len(real)} | {100 * left:.0f} % |"
+            f"{sum(exact_share(r, *ramp) > 0 for r in real)} of {len(real)} | {100 * left:.0f} % |"
         )
     return lines
 
