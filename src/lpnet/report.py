@@ -694,7 +694,10 @@ def plot_psnr_by_key(
         for x, r in drawn:
             if r["run"] == best:
                 _mark_best(ax, x, r[metric], headline)
+        tilted = max(map(len, categories)) > 10  # width_multiplier=0.5: level, neighbours overlap
         ax.set_xticks(range(len(categories)), categories)
+        if tilted:
+            ax.set_xticklabels(categories, rotation=20, ha="right")
         ax.set_xlim(-0.5, len(categories) - 0.5)
         ax.set_ylim(
             *_psnr_limits(
