@@ -207,3 +207,24 @@ def test_a_gauge_trains_logs_every_set_and_converts(tmp_path):
     assert summary["macs_per_pixel"] is None and summary["params"] > 0
     gauge = convert(out / "checkpoints" / "last.ckpt", tmp_path / "gauge.pt")
     assert isinstance(gauge, RainGauge) and load_gauge(tmp_path / "gauge.pt").config == gauge.config
+
+
+def test_the_gauge_recipe_is_seeded(tmp_path):
+    """`make weights` reproduces lpnet:gauge: the same seed gives the same weights (rain, JPEG, jitter and
+    the side drawn per step included), another seed others."""
+    from lpnet.train import train
+
+    photos = write_pair_tree(tmp_path / "photos", count=4, size=(96, 96), seed=6) / "norain"
+    quick = [
+        "experiment=weights_gauge", f"data.clean_dir={photos}", "data.crop_size=48", "data.batch_size=2",
+        "model.sides=[48,32]", "trainer.max_steps=3", "trainer.val_check_interval=3", "test=false",
+        "data.num_workers=0", "data.val_length=1", "callbacks.progress_bar.refresh_rate=0",
+    ]  # fmt: skip
+    weights = []
+    for run, seed in (("a", 42), ("b", 42), ("c", 7)):
+        train(compose_train(tmp_path / run, [*quick, f"seed={seed}"]))
+        weights.append(
+            torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        )
+    assert all(torch.equal(weights[0][key], value) for key, value in weights[1].items())
+    assert any(not torch.equal(weights[0][key], value) for key, value in weights[2].items())
