@@ -124,3 +124,20 @@ def run_cli(main, *settings) -> int:
         GlobalHydra.instance().clear()
         logging.root.handlers.clear()  # Hydra's handlers hold this test's captured streams
     return 0
+
+
+def assert_recipe_is_seeded(tmp_path: Path, overrides: list[str]) -> None:
+    """A training recipe (a few steps of it: ``overrides``) gives the same weights for the same seed and
+    others for another seed: what `make weights` promises."""
+    import torch
+
+    from lpnet.train import train
+
+    weights = []
+    for run, seed in (("a", 42), ("b", 42), ("c", 7)):
+        train(compose_train(tmp_path / run, [*overrides, f"seed={seed}"]))
+        weights.append(
+            torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        )
+    assert all(torch.equal(weights[0][key], value) for key, value in weights[1].items())
+    assert any(not torch.equal(weights[0][key], value) for key, value in weights[2].items())

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import compose_train, write_pair_tree
+from conftest import assert_recipe_is_seeded, compose_train, write_pair_tree
 from PIL import Image
 
 from lpnet import CheckpointError, Derainer, LPNet, read_checkpoint, save_checkpoint
@@ -212,19 +212,10 @@ def test_a_gauge_trains_logs_every_set_and_converts(tmp_path):
 def test_the_gauge_recipe_is_seeded(tmp_path):
     """`make weights` reproduces lpnet:gauge: the same seed gives the same weights (rain, JPEG, jitter and
     the side drawn per step included), another seed others."""
-    from lpnet.train import train
-
     photos = write_pair_tree(tmp_path / "photos", count=4, size=(96, 96), seed=6) / "norain"
     quick = [
         "experiment=weights_gauge", f"data.clean_dir={photos}", "data.crop_size=48", "data.batch_size=2",
         "model.sides=[48,32]", "trainer.max_steps=3", "trainer.val_check_interval=3", "test=false",
         "data.num_workers=0", "data.val_length=1", "callbacks.progress_bar.refresh_rate=0",
     ]  # fmt: skip
-    weights = []
-    for run, seed in (("a", 42), ("b", 42), ("c", 7)):
-        train(compose_train(tmp_path / run, [*quick, f"seed={seed}"]))
-        weights.append(
-            torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-        )
-    assert all(torch.equal(weights[0][key], value) for key, value in weights[1].items())
-    assert any(not torch.equal(weights[0][key], value) for key, value in weights[2].items())
+    assert_recipe_is_seeded(tmp_path, quick)

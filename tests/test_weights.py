@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from conftest import compose_train, run_cli, shared_dir_or_skip
+from conftest import assert_recipe_is_seeded, compose_train, run_cli, shared_dir_or_skip
 from hydra import compose, initialize_config_module
 
 from lpnet import Derainer, LPNet, load_model
@@ -149,18 +149,9 @@ def test_derain_uses_the_adaptive_default_when_no_checkpoint_is_named(tmp_path, 
 def test_the_weights_recipe_is_seeded(tmp_path):
     """`make weights` reproduces its weights: the same seed gives the same weights, another seed others
     (a few steps of the heavy recipe, synthetic rain, photometric jitter and all)."""
-    from lpnet.train import train
-
     quick = [
         "experiment=weights_heavy", "trainer.max_steps=3", "trainer.val_check_interval=3", "test=false",
         "data.crop_size=32", "data.num_workers=0", "data.val_length=1", "data.eval_crop_size=64",
         "callbacks.progress_bar.refresh_rate=0",
     ]  # fmt: skip
-    weights = []
-    for run, seed in (("a", 42), ("b", 42), ("c", 7)):
-        train(compose_train(tmp_path / run, [*quick, f"seed={seed}"]))
-        weights.append(
-            torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-        )
-    assert all(torch.equal(weights[0][key], value) for key, value in weights[1].items())
-    assert any(not torch.equal(weights[0][key], value) for key, value in weights[2].items())
+    assert_recipe_is_seeded(tmp_path, quick)
