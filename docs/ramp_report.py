@@ -22,6 +22,7 @@ from lpnet.checkpoint import load_gauge
 from lpnet.io import list_images, read_image
 from lpnet.metrics import psnr_y, quantize
 from lpnet.models.gauge import rain_left
+from lpnet.models.router import presence_share
 
 SHARES = [i / 20 for i in range(21)]
 PAIRED = ("rain100l-val", "rain100h-val", "heavy-val-2", "rain-free (rain100l-val/norain)")
@@ -55,8 +56,8 @@ def readings(real_rain: Path) -> dict[str, list[dict]]:
 
 
 def exact_share(row: dict, low: float, high: float) -> float:
-    """The rain expert's share for the row's presence under the ramp (as lpnet.models.router computes it)."""
-    return min(1.0, max(0.0, (row["presence"] - low) / (high - low)))
+    """The rain expert's share for the row's presence under the ramp, as lpnet:auto computes it."""
+    return float(presence_share(torch.tensor(row["presence"]), low, high))
 
 
 def share(row: dict, low: float, high: float) -> int:

@@ -52,6 +52,12 @@ def residual_strength(x: Tensor, derained: Tensor) -> Tensor:
     return (x - derained.clamp(0, 1)).mean(1).clamp_min(0).mean((-2, -1))
 
 
+def presence_share(presence: Tensor, low: float, high: float) -> Tensor:
+    """The rain experts' share of the output for a gauge's ``presence`` ``(B,)``: 0 up to ``low``, 1 from
+    ``high``, linear between. Returns ``(B,)`` in [0, 1]."""
+    return ((presence - low) / (high - low)).clamp(0, 1)
+
+
 class RainRouter(nn.Module):
     """Per image, one of several LPNets (light to heavy), or a blend of the first and a rain expert, chosen
     by a measure of its rain (see the module doc).
@@ -146,8 +152,7 @@ class RainRouter(nn.Module):
         if self.gauge is None:
             return [{name: 1.0} for name in self.choose(self.strength(preview, derain))]
         reading = self.gauge.read(preview)
-        low, high = self.presence
-        shares = ((reading.presence - low) / (high - low)).clamp(0, 1).tolist()
+        shares = presence_share(reading.presence, *self.presence).tolist()
         first = self.names[0]
         return [
             {first: 1.0} if share == 0 else {rain: 1.0} if share == 1 else {first: 1 - share, rain: share}
