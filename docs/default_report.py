@@ -22,7 +22,7 @@ from lpnet.checkpoint import load_gauge
 from lpnet.io import list_images, read_image
 from lpnet.metrics import psnr_y, quantize, ssim_y
 from lpnet.models.gauge import PREVIEW_SIDE, rain_left
-from lpnet.models.router import preview_factor
+from lpnet.models.router import box_preview
 
 # (name, rainy folder, clean folder or None; a rain-free set is its own clean folder)
 SETS = (
@@ -35,12 +35,6 @@ SETS = (
     ("real-photos", "real-photos", None),
     ("photos", "photos", None),
 )
-
-
-def preview(x: torch.Tensor) -> torch.Tensor:
-    """What the gauge reads of a photo: box-downscaled to at most PREVIEW_SIDE per side."""
-    k = preview_factor(*x.shape[-2:], PREVIEW_SIDE)
-    return x if k == 1 else torch.nn.functional.avg_pool2d(x, k)
 
 
 def kind(choice: str, first: str) -> str:
@@ -59,7 +53,10 @@ def readings(real_rain: Path) -> list[str]:
     lines = ["| set | n | presence | strength |", "|---|---|---|---|"]
     for name, rainy_dir, _ in SETS:
         if (real_rain / rainy_dir).is_dir():
-            read = [gauge.read(preview(read_image(p)[None])) for p in list_images(real_rain / rainy_dir)]
+            read = [
+                gauge.read(box_preview(read_image(p)[None], PREVIEW_SIDE))
+                for p in list_images(real_rain / rainy_dir)
+            ]
             presence, strength = [float(r.presence) for r in read], [float(r.strength) for r in read]
             lines.append(f"| {name} | {len(read)} | {spread(presence)} | {spread(strength, 3)} |")
     return lines
@@ -84,7 +81,7 @@ def report(real_rain: Path, model: str) -> list[str]:
         previews = []
         for path in list_images(real_rain / rainy_dir):
             rainy = read_image(path)
-            presence.append(float(gauge.read(preview(rainy[None])).presence))
+            presence.append(float(gauge.read(box_preview(rainy[None], PREVIEW_SIDE)).presence))
             derained = quantize(derainer.derain_tensor(rainy))[None]
             choices[kind(derainer.last_expert, first)] += 1
             if clean_dir is not None:
@@ -94,7 +91,7 @@ def report(real_rain: Path, model: str) -> list[str]:
                 ssims.append(float(ssim_y(derained, clean)))
                 if clean_dir != rainy_dir:
                     inputs.append(float(psnr_y(rainy[None], clean)))
-            previews.append((preview(rainy[None]), preview(derained)))
+            previews.append((box_preview(rainy[None], PREVIEW_SIDE), box_preview(derained, PREVIEW_SIDE)))
             moved.append(float(psnr_y(derained, rainy[None])))
         counts = " / ".join(str(choices[k]) for k in (first, "blend", "rain"))
         scores = (

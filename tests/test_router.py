@@ -12,6 +12,7 @@ from PIL import Image
 
 from lpnet import CheckpointError, Derainer, LPNet, load_model, read_checkpoint, save_checkpoint
 from lpnet.checkpoint import load_network
+from lpnet.models import gauge
 from lpnet.models.router import RainRouter, preview_factor, residual_strength
 
 
@@ -74,8 +75,8 @@ class TestRainRouter:
         assert torch.equal(router.derain(x), expected)
 
     def test_large_images_are_measured_on_a_box_downscaled_preview(self, experts):
-        router = RainRouter(experts, "heavy", [0.1], preview_side=512)
-        assert preview_factor(321, 481) == 1 and preview_factor(1000, 1100) == 3
+        router = RainRouter(experts, "heavy", [0.1])  # a probe's side: PROBE_PREVIEW_SIDE, 512
+        assert preview_factor(321, 481, 512) == 1 and preview_factor(1000, 1100, 512) == 3
         x = torch.rand(1, 3, 30, 1100)
         preview = router.preview(x)
         assert preview.shape == (1, 3, 10, 366)
@@ -127,7 +128,9 @@ class TestRouterFiles:
         assert isinstance(router, RainRouter) and router.names == ["light", "heavy"]
         assert router.gauge is not None and router.probe is None and router.thresholds == []
         low, high = router.presence
-        assert 0 < low < high <= 1 and router.preview_side == 1024
+        assert 0 < low < high <= 1
+        # the side the gauge was trained to read, from the gauge's module alone (auto.json does not say it)
+        assert router.preview_side == gauge.PREVIEW_SIDE == 1024
 
 
 class TestDerainerWithARouter:

@@ -14,7 +14,9 @@ changes rain-free photos (it learns to take light away), one trained on drizzle 
   ``grey(x − probe(x))`` (rain only ever adds light), bucketed by ``thresholds`` into one expert.
 
 Either is computed on a preview of at most ``preview_side`` pixels per side (a box downscale by a whole
-factor), so a 40-megapixel photo costs one small extra network call. A plain ``nn.Module``: no Lightning or
+factor: :func:`box_preview`), so a 40-megapixel photo costs one small extra network call. The side belongs
+to the measure: a gauge's is :data:`lpnet.models.gauge.PREVIEW_SIDE` (what it was trained to read), a
+probe's :data:`PROBE_PREVIEW_SIDE`. A plain ``nn.Module``: no Lightning or
 Hydra.
 """
 
@@ -27,16 +29,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lpnet.models import gauge as gauge_module
 from lpnet.models.gauge import RainGauge
 from lpnet.models.lpnet import LPNet
 
-# The longest preview side: Rain100L/H images (481 px) are measured whole.
-PREVIEW_SIDE = 512
+# A probe's longest preview side: Rain100L/H images (481 px) are measured whole.
+PROBE_PREVIEW_SIDE = 512
 
 
-def preview_factor(height: int, width: int, preview_side: int = PREVIEW_SIDE) -> int:
+def preview_factor(height: int, width: int, preview_side: int) -> int:
     """The whole downscale factor that brings ``max(height, width)`` to at most ``preview_side``."""
     return max(1, math.ceil(max(height, width) / preview_side))
+
+
+def box_preview(x: Tensor, preview_side: int) -> Tensor:
+    """``x`` box-downscaled by :func:`preview_factor`: ``(B, 3, H, W)`` → ``(B, 3, H // k, W // k)``."""
+    k = preview_factor(*x.shape[-2:], preview_side)
+    return x if k == 1 else F.avg_pool2d(x, k)
 
 
 def residual_strength(x: Tensor, derained: Tensor) -> Tensor:
@@ -68,7 +77,8 @@ class RainRouter(nn.Module):
         thresholds: increasing strengths between consecutive experts: with a probe ``len(experts) - 1``
             (an image whose strength is below ``thresholds[i]``, and not below an earlier one, goes to
             expert ``i``, the rest to the last); with a gauge ``len(experts) - 2``, between the rain experts.
-        preview_side: longest side of the preview the rain is measured on.
+        preview_side: longest side of the preview the rain is measured on (None: the measure's own, the
+            gauge's :data:`~lpnet.models.gauge.PREVIEW_SIDE` or :data:`PROBE_PREVIEW_SIDE`).
         gauge: the rain gauge that measures instead of a probe.
         presence: with a gauge, ``[low, high]``: the rain experts' share of the output grows from 0 at a
             presence of ``low`` to 1 at ``high``.
@@ -86,7 +96,7 @@ class RainRouter(nn.Module):
         experts: Mapping[str, LPNet],
         probe: str | None = None,
         thresholds: Sequence[float] = (),
-        preview_side: int = PREVIEW_SIDE,
+        preview_side: int | None = None,
         gauge: RainGauge | None = None,
         presence: Sequence[float] | None = None,
     ) -> None:
@@ -116,6 +126,8 @@ class RainRouter(nn.Module):
         self.gauge = gauge
         self.presence = presence
         self.thresholds = thresholds
+        if preview_side is None:
+            preview_side = PROBE_PREVIEW_SIDE if gauge is None else gauge_module.PREVIEW_SIDE
         self.preview_side = int(preview_side)
 
     @property
@@ -123,9 +135,8 @@ class RainRouter(nn.Module):
         return list(self.experts)
 
     def preview(self, x: Tensor) -> Tensor:
-        """``x`` box-downscaled by :func:`preview_factor`: ``(B, 3, H, W)`` → ``(B, 3, H // k, W // k)``."""
-        k = preview_factor(*x.shape[-2:], self.preview_side)
-        return x if k == 1 else F.avg_pool2d(x, k)
+        """``x`` as the measure reads it: :func:`box_preview` at ``preview_side``."""
+        return box_preview(x, self.preview_side)
 
     @torch.no_grad()
     def strength(self, preview: Tensor, derain: Callable[[Tensor], Tensor] | None = None) -> Tensor:
