@@ -23,10 +23,11 @@ import pytest
 import yaml
 from conftest import write_pair_tree
 
-from lpnet.config import StudyCommandConfig
+from lpnet.config import StudyCommandConfig, plain
 from lpnet.study import (
     BASELINE,
     ENTRY_FILES,
+    MANIFEST_KEYS,
     REJECTED,
     axis_values,
     compose_train,
@@ -132,8 +133,9 @@ def test_the_default_plan_shares_one_baseline_and_takes_each_axis_from_its_sweep
         ("width", "width_multiplier=0.5"), ("width", "width_multiplier=2"),
         ("width", "widths=16-16-16-16-16"),
         ("recursion", "1"), ("recursion", "3"), ("recursion", "7"),
+        ("skip", "false"), ("sharing", "false"),
     ]  # fmt: skip
-    assert len(runs) == 30 and {r.seed for r in runs} == {1, 2, 3}
+    assert len(runs) == 36 and {r.seed for r in runs} == {1, 2, 3}
     # the paper's value of each axis is not run again: it is the baseline
     assert [label for label, _ in axis_values("recursion")] == ["1", "3", "5", "7"]
     baseline = recipe_of(compose_train(runs[0].overrides))
@@ -371,6 +373,20 @@ def test_the_committed_page_is_what_the_committed_ledger_gives(tmp_path):
     assert run_cli(main, f"input={ledger}", f"output={tmp_path}") == 0
     regenerated = (tmp_path / "ablations.md").read_text().replace(str(ledger), "results/ablations")
     assert regenerated == page.read_text()
+
+
+def test_a_fresh_clone_has_nothing_left_to_run():
+    """make ablations on a fresh clone plans exactly what the committed ledger holds: its study.yaml is the
+    default study's (make ablations rewrites it, and the page is read from it), every planned run is there
+    and counts, and no entry is left out."""
+    from conftest import PROJECT_ROOT
+
+    ledger, default = PROJECT_ROOT / "results" / "ablations", StudyCommandConfig(real_rain_dir=".")
+    assert read_manifest(ledger) == {key: plain(getattr(default, key)) for key in MANIFEST_KEYS}
+    runs = plan(default)
+    held = read_ledger(ledger, runs, default)
+    assert [f"{e.slot}: {e.problem}" for e in held.bad] == []
+    assert [run.slot.as_posix() for run in runs if not held.done(run)] == []
 
 
 def test_every_planned_command_is_read_by_hydra_as_it_was_meant(tmp_path):

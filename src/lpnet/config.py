@@ -741,7 +741,8 @@ class StudyCommandConfig:
         runs_dir: where each run trains (checkpoints, full logs; not kept in the ledger).
         real_rain_dir: the folder that holds the sets of ``real_val`` and ``clean_val``.
         axes: the axes, in order: ``conf/experiment/ablation_<axis>.yaml``, whose sweep gives the values
-            (``loss``, ``width``, ``recursion``, then ``skip``, ``sharing``, ``levels``).
+            (``loss``, ``width``, ``recursion``, ``skip``, ``sharing``; ``levels`` on request: its three
+            other values would add 9 runs, ~1.5 h on 2 CPU cores).
         seeds: every configuration runs once with each.
         recipe: the ``lpnet.train`` overrides every run shares; the baseline is this recipe alone:
             lpnet:heavy's data and schedule (``experiment=weights_heavy``) at 1,000 steps, validated every
@@ -758,7 +759,7 @@ class StudyCommandConfig:
     ledger: str = "results/ablations"
     runs_dir: str = "outputs/ablations"
     real_rain_dir: str = MISSING
-    axes: list[str] = field(default_factory=lambda: ["loss", "width", "recursion"])
+    axes: list[str] = field(default_factory=lambda: ["loss", "width", "recursion", "skip", "sharing"])
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     recipe: list[str] = field(
         default_factory=lambda: [

@@ -410,7 +410,7 @@ def check_entry(
         return entry
     entry.metrics = summary
     if planned is None:
-        entry.problem = "not in the study's plan (no such axis, value or seed): left out"
+        entry.problem = "not in the study's plan (no such axis, value or seed)"
         return entry
     scores = summary["metrics"]
     bad = [k for k in required if not isinstance(scores.get(k), int | float) or not math.isfinite(scores[k])]
