@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,14 @@ try:
     _hypothesis.load_profile("deep" if os.environ.get("CI") in ("true", "1") else "fast")
 except ImportError:  # a checkout without the dev extra: test_properties.py reports the missing module
     pass
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """``preexec_fn`` of a child a test stops with Ctrl-C (SIGINT): SIGINT as a terminal leaves it. A suite
+    started in the background (``make test &``, ``nohup``) has SIGINT ignored by the shell, children inherit
+    that, and Python then installs no KeyboardInterrupt handler: the child ran on and exited 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 
 # No test touches the network: W&B stays off unless a test turns it on for itself (offline).
 os.environ.setdefault("WANDB_MODE", "disabled")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from conftest import PROJECT_ROOT, compose_train
+from conftest import PROJECT_ROOT, compose_train, ctrl_c_as_in_a_terminal
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from test_train import SMALL
@@ -31,7 +31,10 @@ def test_stop_signal_saves_last_checkpoint_and_resumes(tiny_benchmark, tmp_path,
     env = {**os.environ, "WANDB_MODE": "disabled"}
     log = tmp_path / "stderr.log"
     with log.open("w") as sink:  # a file, not a pipe: nobody reads while it trains
-        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sink)
+        proc = subprocess.Popen(
+            cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sink,
+            preexec_fn=ctrl_c_as_in_a_terminal,
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 240
         while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -112,7 +115,10 @@ def test_ctrl_c_stops_a_derain_run_with_one_line_and_whole_outputs(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "lpnet.derain", f"input={src}", f"output={out}", "progress=false"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=ctrl_c_as_in_a_terminal,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while not (out.is_dir() and any(out.glob("*.png"))) and proc.poll() is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import write_pair_tree
+from conftest import ctrl_c_as_in_a_terminal, write_pair_tree
 
 from lpnet.config import StudyCommandConfig, plain
 from lpnet.study import (
@@ -82,7 +82,7 @@ def study(cwd: Path, *settings: str, env: dict | None = None) -> subprocess.Pope
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal,
     )  # fmt: skip
 
 
