@@ -495,3 +495,24 @@ def test_the_saved_plot_draws_each_configurations_spread_as_an_error_bar(tmp_pat
         else:  # the best run's star covers the top of this one
             assert bar[len(bar) // 2 :].all()
         assert not blue[round(bottom) + 3 : round(bottom) + 9, col].any()  # the bar ends at mean − std
+
+
+@pytest.mark.parametrize("score", ["psnr_y", "ssim_y"])
+def test_each_legend_lies_below_every_point_and_value_label(tmp_path: Path, score: str):
+    """The legend gets a band of its own at the bottom of each panel: with loc="best" it covered the value
+    labels of the top points (docs/ablations/width_ssim.png, 2026-12-06). Every label stays inside its
+    panel."""
+    sweep = seed_sweep(tmp_path)
+    runs = collect_runs([sweep])
+    _, rows = table(runs)
+    plot = plot_psnr_by_key(runs, rows, "model.net.recursions", best_row(rows)["run"], score=score)
+    plot.figure.draw_without_rendering()  # the layout as saved
+    for ax in plot.figure.axes:
+        legend, frame = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        labels = [text.get_window_extent() for text in ax.texts]
+        assert len(labels) == 2 and all(frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in labels)
+        (bars,) = ax.containers  # the error bars: mean ± std of each value
+        lowest = min(
+            ax.transData.transform(point)[1] for seg in bars.lines[2][0].get_segments() for point in seg
+        )
+        assert frame.y0 <= legend.y0 and legend.y1 < lowest and legend.y1 < min(b.y0 for b in labels)

@@ -594,15 +594,29 @@ def _baseline(rows: Sequence[dict[str, Any]], stage: str) -> float | None:
 
 
 def _psnr_limits(
-    values: Sequence[float], baseline: float | None, min_span: float = MIN_PSNR_SPAN
+    values: Sequence[float], baseline: float | None, min_span: float = MIN_PSNR_SPAN, legend_band: float = 0.0
 ) -> tuple[float, float]:
     """y-limits that hold every value and the baseline, at least ``min_span`` tall (a 0.03 dB spread is
-    shown as the near-tie it is), with room above for the value labels."""
+    shown as the near-tie it is), with room above for the value labels and, below, an empty band of
+    ``legend_band`` (a share of the height, in [0, 1)) where a legend covers no point or label."""
     shown = [*values, *([baseline] if baseline is not None else [])]
     low, high = min(shown), max(shown)
     pad = (max(high - low, min_span) - (high - low)) / 2
     low, high = low - pad, high + pad
-    return low - 0.08 * (high - low), high + 0.16 * (high - low)
+    top, bottom = high + 0.2 * (high - low), low - 0.08 * (high - low)
+    return top - (top - bottom) / (1 - legend_band), top
+
+
+def _legend_below_the_points(fig: Figure, limits: dict[Any, tuple[list[float], float | None, float]]) -> None:
+    """Each axes' legend at its lower centre, in a band of its own: the y-limits (:func:`_psnr_limits` of
+    ``limits[ax]``: values, baseline, minimum span) leave room for the legend's height as drawn, so it
+    covers no point and no value label (where ``loc="best"`` put it over the labels of the top points)."""
+    for ax in limits:
+        ax.legend(fontsize=8, loc="lower center")
+    fig.draw_without_rendering()
+    for ax, (values, baseline, min_span) in limits.items():
+        share = ax.get_legend().get_window_extent().height / ax.get_window_extent().height
+        ax.set_ylim(*_psnr_limits(values, baseline, min_span, legend_band=min(0.6, share + 0.04)))
 
 
 def _draw_baseline(ax: Any, baseline: float | None) -> None:
@@ -663,6 +677,7 @@ def plot_psnr_by_key(
     axes = fig.subplots(grid, columns, squeeze=False).ravel()
     for ax in axes[len(stages) :]:
         ax.set_visible(False)
+    limits = {}
     for ax, (stage, metric) in zip(axes, stages):
         drawn = [(categories.index(_text(r[key])), r) for r in points if r[metric] is not None]
         # Several runs per value (seeds): their mean, with the sample standard deviation as an error bar.
@@ -699,19 +714,17 @@ def plot_psnr_by_key(
         if tilted:
             ax.set_xticklabels(categories, rotation=20, ha="right")
         ax.set_xlim(-0.5, len(categories) - 0.5)
-        ax.set_ylim(
-            *_psnr_limits(
-                [y + d for y, d in zip(ys, spreads)] + [y - d for y, d in zip(ys, spreads)],
-                baseline,
-                MIN_PSNR_SPAN if psnr else MIN_SSIM_SPAN,
-            )
+        limits[ax] = (
+            [y + d for y, d in zip(ys, spreads)] + [y - d for y, d in zip(ys, spreads)],
+            baseline,
+            MIN_PSNR_SPAN if psnr else MIN_SSIM_SPAN,
         )
         ax.set_xlabel(key)
         ax.set_ylabel(f"{metric} (dB)" if psnr else metric)
         ax.set_title(set_title(stage))
         ax.grid(True, axis="y", alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
     fig.suptitle(f"{'Y-PSNR' if psnr else 'SSIM (Y)'} by {key}")
+    _legend_below_the_points(fig, limits)
     return Plot(name, fig)
 
 
