@@ -23,14 +23,14 @@ import pytest
 import yaml
 from conftest import ctrl_c_as_in_a_terminal, write_pair_tree
 
-from lpnet.config import StudyCommandConfig, plain
+from lpnet.config import StudyCommandConfig
 from lpnet.study import (
     BASELINE,
     ENTRY_FILES,
-    MANIFEST_KEYS,
     REJECTED,
     axis_values,
     compose_train,
+    manifest_settings,
     plan,
     read_ledger,
     read_manifest,
@@ -382,7 +382,7 @@ def test_a_fresh_clone_has_nothing_left_to_run():
     from conftest import PROJECT_ROOT
 
     ledger, default = PROJECT_ROOT / "results" / "ablations", StudyCommandConfig(real_rain_dir=".")
-    assert read_manifest(ledger) == {key: plain(getattr(default, key)) for key in MANIFEST_KEYS}
+    assert read_manifest(ledger) == manifest_settings(default)
     runs = plan(default)
     held = read_ledger(ledger, runs, default)
     assert [f"{e.slot}: {e.problem}" for e in held.bad] == []

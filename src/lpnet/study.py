@@ -497,14 +497,18 @@ def read_ledger(root: Path, runs: Sequence[PlannedRun], cfg: Any) -> Ledger:
     return Ledger(root, entries)
 
 
+def manifest_settings(study: Any) -> dict[str, Any]:
+    """The settings of ``study`` that ``<ledger>/study.yaml`` keeps (:data:`MANIFEST_KEYS`), as plain data."""
+    return {key: plain(getattr(study, key)) for key in MANIFEST_KEYS}
+
+
 def write_manifest(root: Path, study: Any) -> Path:
-    """``<ledger>/study.yaml``: the plan's settings (:data:`MANIFEST_KEYS`), which reports plan from."""
+    """``<ledger>/study.yaml``: the plan's settings (:func:`manifest_settings`), which reports plan from."""
     import yaml
 
     root.mkdir(parents=True, exist_ok=True)
-    settings = {key: plain(getattr(study, key)) for key in MANIFEST_KEYS}
     header = "# Written by python -m lpnet.study: the settings of the study this ledger holds.\n"
-    return write_text(root / MANIFEST, header + yaml.safe_dump(settings, sort_keys=False))
+    return write_text(root / MANIFEST, header + yaml.safe_dump(manifest_settings(study), sort_keys=False))
 
 
 def read_manifest(root: Path) -> dict[str, Any]:

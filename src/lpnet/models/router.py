@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lpnet.models import gauge as gauge_module
+from lpnet.models.gauge import PREVIEW_SIDE as GAUGE_PREVIEW_SIDE
 from lpnet.models.gauge import RainGauge
 from lpnet.models.lpnet import LPNet
 
@@ -127,7 +127,7 @@ class RainRouter(nn.Module):
         self.presence = presence
         self.thresholds = thresholds
         if preview_side is None:
-            preview_side = PROBE_PREVIEW_SIDE if gauge is None else gauge_module.PREVIEW_SIDE
+            preview_side = PROBE_PREVIEW_SIDE if gauge is None else GAUGE_PREVIEW_SIDE
         self.preview_side = int(preview_side)
 
     @property
